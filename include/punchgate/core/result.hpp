@@ -1,0 +1,69 @@
+// Errors as values at protocol boundaries: Result<T> holds either a T or an Error.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cassert>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace punchgate {
+
+struct Error {
+  std::string message;
+};
+
+// Builds an Error from a fmt format string: make_error("bad port {}", p).
+template <typename... Args>
+Error make_error(fmt::format_string<Args...> f, Args&&... args) {
+  return Error{fmt::format(f, std::forward<Args>(args)...)};
+}
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & { assert(ok()); return std::get<0>(v_); }
+  const T& value() const& { assert(ok()); return std::get<0>(v_); }
+  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Error& error() const { assert(!ok_); return error_; }
+
+ private:
+  Error error_;
+  bool ok_ = true;
+};
+
+using Status = Result<void>;
+
+}  // namespace punchgate
+
+// Propagates an error from an expression returning Result<...>.
+#define PG_TRY(expr)                                   \
+  do {                                                 \
+    auto&& _pg_r = (expr);                             \
+    if (!_pg_r.ok()) return _pg_r.error();             \
+  } while (0)
