@@ -27,6 +27,13 @@ struct PublicKey {
 
 class Identity {
  public:
+  // Copies and moves duplicate the secret; every instance wipes its copy when destroyed.
+  Identity(const Identity&) = default;
+  Identity& operator=(const Identity&) = default;
+  Identity(Identity&&) noexcept = default;
+  Identity& operator=(Identity&&) noexcept = default;
+  ~Identity();  // sodium_memzero over the secret key
+
   static Identity generate();
   // Private key protobuf (KeyType Ed25519, Data = 64 bytes secret||public), as rust-libp2p writes it.
   static Result<Identity> from_protobuf(BytesView private_key_proto);
@@ -41,6 +48,8 @@ class Identity {
   Bytes sign(BytesView message) const;  // 64-byte Ed25519 signature
 
  private:
+  Identity() = default;
+
   std::array<uint8_t, 64> secret_{};  // libsodium layout: seed || public key
   PublicKey public_;
   PeerId peer_id_;

@@ -1,0 +1,63 @@
+// The QUIC transport: listens on /ip4|ip6/…/udp/PORT/quic-v1 addresses (one UDP socket each,
+// shared by every inbound and outbound connection on it) and dials peers by multiaddr.
+#pragma once
+
+#include "punchgate/core/result.hpp"
+#include "punchgate/crypto/identity.hpp"
+#include "punchgate/transport/connection.hpp"
+#include "punchgate/wire/multiaddr.hpp"
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace punchgate {
+
+class QuicEndpoint;
+class TlsCertificate;
+
+struct QuicTransportConfig {
+  uint64_t idle_timeout_ms = 30'000;
+  uint64_t keep_alive_ms = 10'000;
+  uint64_t handshake_timeout_ms = 10'000;
+};
+
+class QuicTransport {
+ public:
+  using DialFn = std::function<void(Result<ConnectionPtr>)>;
+
+  static Result<std::unique_ptr<QuicTransport>> create(uv_loop_t* loop, const Identity& identity,
+                                                       QuicTransportConfig config = {});
+  ~QuicTransport();
+
+  // Binds a UDP socket; returns the address actually bound (port 0 resolved).
+  Result<Multiaddr> listen(const Multiaddr& addr);
+  // Dials a /…/udp/P/quic-v1/p2p/ID address (the /p2p/ part is required: the peer is checked).
+  // Uses a listening socket of the same family, so the peer sees our listening port.
+  void dial(const Multiaddr& addr, DialFn cb);
+  void set_inbound_handler(std::function<void(ConnectionPtr)> cb);
+  std::vector<Multiaddr> listen_addrs() const;
+  // Closes every connection with `reason` and stops all sockets.
+  void shutdown(const std::string& reason);
+
+  uv_loop_t* loop() const { return loop_; }
+  const QuicTransportConfig& config() const { return config_; }
+  const TlsCertificate& certificate() const { return *cert_; }
+  void notify_inbound(ConnectionPtr c);
+
+ private:
+  QuicTransport(uv_loop_t* loop, QuicTransportConfig config);
+  Result<QuicEndpoint*> endpoint_for_family(int family);
+  void dial_resolved(const Multiaddr& addr, const PeerId& peer, const sockaddr* sa, DialFn cb);
+
+  uv_loop_t* loop_;
+  QuicTransportConfig config_;
+  std::unique_ptr<TlsCertificate> cert_;
+  std::vector<std::unique_ptr<QuicEndpoint>> endpoints_;
+  std::function<void(ConnectionPtr)> inbound_;
+  bool shut_down_ = false;
+};
+
+}  // namespace punchgate

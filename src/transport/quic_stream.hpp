@@ -1,0 +1,69 @@
+// One QUIC bidirectional stream: buffers between the application and ngtcp2. Every application
+// callback runs outside ngtcp2 (the connection queues events and dispatches them afterwards).
+#pragma once
+
+#include "punchgate/transport/connection.hpp"
+#include "transport/send_buffer.hpp"
+
+#include <string>
+
+namespace punchgate {
+
+class QuicConnection;
+
+class QuicStream final : public Stream, public std::enable_shared_from_this<QuicStream> {
+ public:
+  static constexpr size_t kSendCapacity = 1024 * 1024;
+
+  QuicStream(QuicConnection* conn, int64_t id) : conn_(conn), id_(id), send_(kSendCapacity) {}
+
+  // Stream interface.
+  int64_t id() const override { return id_; }
+  void set_handlers(Handlers h) override;
+  size_t write(BytesView data) override;
+  size_t write_capacity() const override;
+  void shutdown_write() override;
+  void reset(uint64_t code) override;
+  void set_manual_consume(bool manual) override { manual_consume_ = manual; }
+  void consume(size_t n) override;
+  bool is_closed() const override { return closed_; }
+
+  // Used by QuicConnection.
+  SendBuffer& send_buffer() { return send_; }
+  bool wants_send() const { return !write_shut_ && !blocked_ && (send_.unsent() > 0 || (fin_requested_ && !fin_sent_)); }
+  bool fin_pending() const { return fin_requested_ && !fin_sent_; }
+  void mark_fin_sent() { fin_sent_ = true; }
+  void set_blocked(bool b) { blocked_ = b; }
+  void mark_write_shut() { write_shut_ = true; }
+
+  void on_recv(BytesView data, bool fin);   // from ngtcp2 callback: queue only
+  void on_acked(uint64_t offset, uint64_t len);
+  void on_peer_reset(uint64_t code);        // RESET_STREAM or STOP_SENDING
+  void on_ngtcp2_close(uint64_t code);
+  void detach(const std::string& reason);   // connection is gone
+  // Delivers queued events to the handlers. Returns true if something was delivered.
+  void dispatch();
+
+ private:
+  QuicConnection* conn_;
+  int64_t id_;
+  Handlers handlers_;
+  SendBuffer send_;
+  Bytes rx_;                 // received, not yet delivered
+  bool rx_fin_ = false;      // FIN received (deliver after rx_)
+  bool fin_delivered_ = false;
+  bool fin_requested_ = false;
+  bool fin_sent_ = false;
+  bool blocked_ = false;
+  bool write_shut_ = false;
+  bool want_writable_ = false;
+  bool reset_pending_ = false;
+  bool reset_delivered_ = false;
+  uint64_t reset_code_ = 0;
+  bool closed_ = false;
+  bool close_delivered_ = false;
+  bool manual_consume_ = false;
+  bool has_handlers_ = false;
+};
+
+}  // namespace punchgate

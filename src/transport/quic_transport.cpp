@@ -1,0 +1,160 @@
+#include "punchgate/transport/quic_transport.hpp"
+
+#include "punchgate/core/log.hpp"
+#include "punchgate/crypto/tls_certificate.hpp"
+#include "transport/quic_endpoint.hpp"
+#include "transport/quic_tls.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+namespace punchgate {
+
+namespace {
+
+Result<SockAddr> sockaddr_of(const QuicEndpointAddr& a) {
+  SockAddr out;
+  if (a.family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(a.port);
+    if (inet_pton(AF_INET, a.host.c_str(), &sin->sin_addr) != 1) return make_error("bad IPv4 address {}", a.host);
+    out.len = sizeof(sockaddr_in);
+  } else if (a.family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(a.port);
+    if (inet_pton(AF_INET6, a.host.c_str(), &sin6->sin6_addr) != 1) return make_error("bad IPv6 address {}", a.host);
+    out.len = sizeof(sockaddr_in6);
+  } else {
+    return make_error("address {} needs name resolution", a.host);
+  }
+  return out;
+}
+
+// Owns one uv_getaddrinfo request until its callback runs.
+struct ResolveRequest {
+  uv_getaddrinfo_t req{};
+  std::function<void(int status, addrinfo*)> done;
+};
+
+}  // namespace
+
+QuicTransport::QuicTransport(uv_loop_t* loop, QuicTransportConfig config) : loop_(loop), config_(config) {}
+
+QuicTransport::~QuicTransport() { shutdown("shutting down"); }
+
+Result<std::unique_ptr<QuicTransport>> QuicTransport::create(uv_loop_t* loop, const Identity& identity,
+                                                             QuicTransportConfig config) {
+  std::unique_ptr<QuicTransport> t(new QuicTransport(loop, config));
+  auto cert = TlsCertificate::generate(identity);
+  if (!cert) return make_error("TLS certificate: {}", cert.error().message);
+  t->cert_ = std::make_unique<TlsCertificate>(std::move(*cert));
+  install_quic_verify_callback(*t->cert_);
+  return t;
+}
+
+Result<Multiaddr> QuicTransport::listen(const Multiaddr& addr) {
+  auto ep_addr = quic_endpoint_of(addr);
+  if (!ep_addr) return ep_addr.error();
+  if (ep_addr->is_dns) return make_error("cannot listen on a DNS name: {}", addr.to_string());
+  auto sa = sockaddr_of(*ep_addr);
+  if (!sa) return sa.error();
+  auto ep = QuicEndpoint::bind(*this, *sa);
+  if (!ep) return ep.error();
+  Multiaddr bound = (*ep)->local_multiaddr();
+  endpoints_.push_back(std::move(*ep));
+  return bound;
+}
+
+std::vector<Multiaddr> QuicTransport::listen_addrs() const {
+  std::vector<Multiaddr> out;
+  for (const auto& ep : endpoints_) out.push_back(ep->local_multiaddr());
+  return out;
+}
+
+void QuicTransport::set_inbound_handler(std::function<void(ConnectionPtr)> cb) { inbound_ = std::move(cb); }
+
+void QuicTransport::notify_inbound(ConnectionPtr c) {
+  if (inbound_) {
+    inbound_(std::move(c));
+  } else {
+    c->close("not accepting connections");
+  }
+}
+
+Result<QuicEndpoint*> QuicTransport::endpoint_for_family(int family) {
+  for (auto& ep : endpoints_) {
+    if (ep->family() == family) return ep.get();
+  }
+  // No listener of that family: an ephemeral socket, kept for later dials of that family too.
+  SockAddr any;
+  if (family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&any.storage);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_addr = in6addr_any;
+    any.len = sizeof(sockaddr_in6);
+  } else {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&any.storage);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    any.len = sizeof(sockaddr_in);
+  }
+  auto ep = QuicEndpoint::bind(*this, any);
+  if (!ep) return ep.error();
+  endpoints_.push_back(std::move(*ep));
+  return endpoints_.back().get();
+}
+
+void QuicTransport::dial(const Multiaddr& addr, DialFn cb) {
+  if (shut_down_) return cb(make_error("transport is shut down"));
+  auto ep_addr = quic_endpoint_of(addr);
+  if (!ep_addr) return cb(ep_addr.error());
+  auto peer = addr.peer_id();
+  if (!peer) return cb(make_error("multiaddr {} has no /p2p/ peer id to check", addr.to_string()));
+  if (!ep_addr->is_dns) {
+    auto sa = sockaddr_of(*ep_addr);
+    if (!sa) return cb(sa.error());
+    return dial_resolved(addr, *peer, sa->get(), std::move(cb));
+  }
+  auto req = std::make_unique<ResolveRequest>();
+  PeerId expected = *peer;
+  req->done = [this, addr, expected, cb = std::move(cb)](int status, addrinfo* res) mutable {
+    if (status != 0 || !res) return cb(make_error("cannot resolve {}: {}", addr.to_string(), uv_strerror(status)));
+    dial_resolved(addr, expected, res->ai_addr, std::move(cb));
+  };
+  addrinfo hints{};
+  hints.ai_family = ep_addr->family;  // AF_UNSPEC for /dns/
+  hints.ai_socktype = SOCK_DGRAM;
+  std::string port = std::to_string(ep_addr->port);
+  req->req.data = req.get();
+  int rv = uv_getaddrinfo(
+      loop_, &req->req,
+      [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
+        std::unique_ptr<ResolveRequest> owned(static_cast<ResolveRequest*>(r->data));
+        owned->done(status, res);
+        uv_freeaddrinfo(res);
+      },
+      ep_addr->host.c_str(), port.c_str(), &hints);
+  if (rv != 0) return req->done(rv, nullptr);
+  req.release();  // owned by the pending request; reclaimed in its callback
+}
+
+void QuicTransport::dial_resolved(const Multiaddr& addr, const PeerId& peer, const sockaddr* sa, DialFn cb) {
+  auto ep = endpoint_for_family(sa->sa_family);
+  if (!ep) return cb(ep.error());
+  spdlog::debug("dialing addr={}", addr.to_string());
+  (*ep)->dial(SockAddr::from(sa), peer, [cb = std::move(cb)](Result<std::shared_ptr<QuicConnection>> r) {
+    if (!r) return cb(r.error());
+    cb(ConnectionPtr(*r));
+  });
+}
+
+void QuicTransport::shutdown(const std::string& reason) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (auto& ep : endpoints_) ep->close_all(reason);
+  endpoints_.clear();
+}
+
+}  // namespace punchgate
