@@ -10,6 +10,8 @@
 #include <sodium.h>
 
 #include <atomic>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 namespace punchgate {
@@ -31,6 +33,15 @@ ngtcp2_cid random_cid(size_t len) {
 }
 
 BytesView cid_view(const ngtcp2_cid& cid) { return view_of(cid.data, cid.datalen); }
+
+void ngtcp2_log_line(void*, const char* fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  spdlog::trace("ngtcp2 {}", line);
+}
 
 }  // namespace
 
@@ -193,14 +204,7 @@ Status QuicConnection::start() {
   settings.max_window = 16 * 1024 * 1024;
   settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
   if (spdlog::should_log(spdlog::level::trace)) {
-    settings.log_printf = [](void*, const char* fmt, ...) {
-      char line[512];
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(line, sizeof line, fmt, ap);
-      va_end(ap);
-      spdlog::trace("ngtcp2 {}", line);
-    };
+    settings.log_printf = ngtcp2_log_line;
   }
 
   ngtcp2_transport_params tp;
@@ -484,7 +488,11 @@ void QuicConnection::after_io() {
         s->reset(0);
       }
     }
-    for (auto& [id, s] : streams_) s->dispatch();
+    // Snapshot: handlers may open streams or close the connection while we iterate.
+    std::vector<std::shared_ptr<QuicStream>> live;
+    live.reserve(streams_.size());
+    for (auto& [id, s] : streams_) live.push_back(s);
+    for (auto& s : live) s->dispatch();
     auto closed = std::move(closed_streams_);
     closed_streams_.clear();
     for (auto& s : closed) {

@@ -86,26 +86,33 @@ void QuicStream::dispatch() {
   if (!rx_.empty() && handlers_.on_data) {
     Bytes data = std::move(rx_);
     rx_.clear();
-    handlers_.on_data(data);
+    auto fn = handlers_.on_data;  // a copy: the handler may replace the handlers while running
+    fn(data);
     if (!manual_consume_) consume(data.size());
   }
   if (rx_fin_ && rx_.empty() && !fin_delivered_ && handlers_.on_fin) {
     fin_delivered_ = true;
-    handlers_.on_fin();
+    auto fn = handlers_.on_fin;
+    fn();
   }
   if (reset_pending_ && !reset_delivered_ && handlers_.on_reset) {
     reset_pending_ = false;
     reset_delivered_ = true;
-    handlers_.on_reset(reset_code_);
+    auto fn = handlers_.on_reset;
+    fn(reset_code_);
   }
   if (want_writable_ && !closed_ && !write_shut_ && send_.capacity_left() >= kSendCapacity / 2 &&
       handlers_.on_writable) {
     want_writable_ = false;
-    handlers_.on_writable();
+    auto fn = handlers_.on_writable;
+    fn();
   }
   if (closed_ && !close_delivered_ && rx_.empty()) {
     close_delivered_ = true;
-    if (handlers_.on_closed) handlers_.on_closed();
+    auto on_closed = std::move(handlers_.on_closed);
+    // The last event: dropping the handlers breaks reference cycles through their captures.
+    handlers_ = {};
+    if (on_closed) on_closed();
   }
 }
 

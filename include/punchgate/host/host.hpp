@@ -1,0 +1,104 @@
+// Host: our node on the network. Owns the transport, keeps connections by peer, routes inbound
+// streams to protocol handlers after multistream-select, and runs identify and ping.
+#pragma once
+
+#include "punchgate/core/result.hpp"
+#include "punchgate/crypto/identity.hpp"
+#include "punchgate/host/peer_store.hpp"
+#include "punchgate/transport/connection.hpp"
+#include "punchgate/transport/quic_transport.hpp"
+#include "punchgate/wire/multiaddr.hpp"
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace punchgate {
+
+struct NegotiatedStream {
+  ConnectionPtr conn;
+  StreamPtr stream;
+  std::string protocol;
+  Bytes leftover;  // application bytes that arrived with the negotiation
+};
+
+struct HostConfig {
+  std::vector<Multiaddr> listen;
+  std::vector<Multiaddr> bootstrap;   // dialed at start and redialed with backoff
+  uint64_t ping_interval_ms = 15'000;  // periodic ping of every connection (0: off)
+  QuicTransportConfig quic;
+};
+
+class IdentifyService;
+class PingService;
+class Timer;
+
+class Host {
+ public:
+  using StreamHandler = std::function<void(NegotiatedStream)>;
+  using ConnectionObserver = std::function<void(const ConnectionPtr&, bool opened, const std::string& reason)>;
+
+  static Result<std::unique_ptr<Host>> create(uv_loop_t* loop, Identity identity, HostConfig config);
+  ~Host();
+
+  // Binds the listen addresses, logs them, and starts dialing bootstrap peers.
+  Status start();
+  // Closes every connection with `reason`; the loop can then finish.
+  void shutdown(const std::string& reason);
+
+  const Identity& identity() const { return identity_; }
+  const PeerId& peer_id() const { return identity_.peer_id(); }
+  uv_loop_t* loop() const { return loop_; }
+  // Addresses we listen on, unspecified binds expanded to interface addresses.
+  std::vector<Multiaddr> listen_addrs() const;
+  PeerStore& peer_store() { return peers_; }
+
+  void set_stream_handler(const std::string& protocol, StreamHandler handler);
+  std::vector<std::string> protocols() const;
+  void add_connection_observer(ConnectionObserver obs) { observers_.push_back(std::move(obs)); }
+
+  // Dials the /p2p/ address, reusing an open connection to that peer.
+  void dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)> cb);
+  ConnectionPtr connection_to(const PeerId& peer) const;
+  std::vector<ConnectionPtr> connections() const;
+  // Opens a stream on `conn` and negotiates the first of `protocols` the peer supports.
+  void open_stream(const ConnectionPtr& conn, std::vector<std::string> protocols,
+                   std::function<void(Result<NegotiatedStream>)> cb);
+
+  IdentifyService& identify() { return *identify_; }
+  PingService& ping() { return *ping_; }
+
+ private:
+  Host(uv_loop_t* loop, Identity identity, HostConfig config);
+  void add_connection(const ConnectionPtr& c);
+  void on_inbound_stream(const ConnectionPtr& c, StreamPtr s);
+  void schedule_bootstrap(size_t index);
+
+  uv_loop_t* loop_;
+  Identity identity_;
+  HostConfig config_;
+  std::unique_ptr<QuicTransport> transport_;
+  PeerStore peers_;
+  std::map<std::string, StreamHandler> handlers_;
+  std::unordered_map<PeerId, std::vector<ConnectionPtr>> conns_;
+  std::vector<ConnectionObserver> observers_;
+  std::unique_ptr<IdentifyService> identify_;
+  std::unique_ptr<PingService> ping_;
+  struct Bootstrap {
+    Multiaddr addr;
+    uint64_t backoff_ms = 1000;
+    bool connected = false;
+    bool dialing = false;
+    std::unique_ptr<Timer> retry;
+  };
+  std::vector<Bootstrap> bootstrap_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace punchgate

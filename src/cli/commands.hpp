@@ -1,0 +1,12 @@
+// The subcommands: each returns the process exit code.
+#pragma once
+
+#include "cli/config.hpp"
+
+namespace punchgate {
+
+int run_node(const Config& cfg);
+int run_id(const Config& cfg);
+int run_ping(const Config& cfg);
+
+}  // namespace punchgate

@@ -1,0 +1,130 @@
+#include "cli/config.hpp"
+
+#include "punchgate/host/protocol_ids.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+
+namespace punchgate {
+
+namespace {
+
+constexpr char kDefaultListen[] = "/ip4/0.0.0.0/udp/0/quic-v1";
+
+// "a,b , c" -> {"a","b","c"}; empty items dropped.
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string item = s.substr(pos, end - pos);
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+    pos = end + 1;
+  }
+  return out;
+}
+
+// Values from a repeatable flag, or from the environment variable when the flag is absent.
+std::vector<std::string> flag_or_env(const std::vector<std::string>& flag, const char* env) {
+  if (!flag.empty()) return flag;
+  const char* v = std::getenv(env);
+  return v ? split_list(v) : std::vector<std::string>{};
+}
+
+}  // namespace
+
+std::filesystem::path default_identity_path() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg == '/') {
+    return std::filesystem::path(xdg) / "punchgate" / "identity.key";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home && *home ? home : ".") / ".local" / "share" / "punchgate" / "identity.key";
+}
+
+Result<Multiaddr> parse_listen_addr(const std::string& text) {
+  auto m = Multiaddr::parse(text);
+  if (!m) return make_error("invalid --listen address \"{}\": {}", text, m.error().message);
+  auto ep = quic_endpoint_of(*m);
+  if (!ep) return make_error("invalid --listen address \"{}\": {}", text, ep.error().message);
+  if (ep->is_dns) return make_error("invalid --listen address \"{}\": listen on an IP address, not a name", text);
+  if (m->peer_id()) return make_error("invalid --listen address \"{}\": must not contain /p2p/", text);
+  return m;
+}
+
+Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what) {
+  auto m = Multiaddr::parse(text);
+  if (!m) return make_error("invalid {} address \"{}\": {}", what, text, m.error().message);
+  auto ep = quic_endpoint_of(*m);
+  if (!ep) return make_error("invalid {} address \"{}\": {}", what, text, ep.error().message);
+  if (!m->peer_id()) return make_error("invalid {} address \"{}\": it must end in /p2p/<peer id>", what, text);
+  return m;
+}
+
+Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
+  exit_code = 0;
+  Config cfg;
+  CLI::App app{"punchgate: reach TCP and UDP services on any machine, through NATs, peer to peer", "punchgate"};
+  app.set_version_flag("--version", agent_version());
+  std::string identity;
+  std::vector<std::string> listen, bootstrap;
+  app.add_option("--identity", identity,
+                 "identity key file (env PUNCHGATE_IDENTITY; default $XDG_DATA_HOME/punchgate/identity.key)");
+  app.add_option("--listen", listen, "listen multiaddr, repeatable (env PUNCHGATE_LISTEN, comma-separated)")
+      ->type_name("MULTIADDR");
+  app.add_option("--bootstrap", bootstrap,
+                 "peer to dial at start, /…/p2p/ID, repeatable (env PUNCHGATE_BOOTSTRAP, comma-separated)")
+      ->type_name("MULTIADDR");
+
+  auto* id_cmd = app.add_subcommand("id", "print this node's peer id (creating the identity if missing)");
+  auto* ping_cmd = app.add_subcommand("ping", "dial a peer and print the round-trip time of each ping");
+  std::string ping_target;
+  ping_cmd->add_option("address", ping_target, "peer multiaddr ending in /p2p/<peer id>")->required();
+  ping_cmd->add_option("-c,--count", cfg.ping_count, "number of pings")->check(CLI::Range(1u, 100000u));
+  ping_cmd->add_option("--interval-ms", cfg.ping_interval_ms, "pause between pings")->check(CLI::Range(0u, 3600000u));
+  app.require_subcommand(0, 1);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      exit_code = app.exit(e);
+      return make_error("");
+    }
+    exit_code = 2;
+    return make_error("{}", e.what());
+  }
+
+  if (id_cmd->parsed()) cfg.command = Command::Id;
+  if (ping_cmd->parsed()) {
+    cfg.command = Command::Ping;
+    auto t = parse_peer_addr(ping_target, "ping");
+    if (!t) return exit_code = 2, t.error();
+    cfg.ping_target = *t;
+  }
+
+  if (identity.empty()) {
+    const char* env = std::getenv("PUNCHGATE_IDENTITY");
+    identity = env && *env ? env : "";
+  }
+  cfg.identity_path = identity.empty() ? default_identity_path() : std::filesystem::path(identity);
+
+  auto listens = flag_or_env(listen, "PUNCHGATE_LISTEN");
+  if (listens.empty() && cfg.command == Command::Run) listens.push_back(kDefaultListen);
+  for (const auto& l : listens) {
+    auto m = parse_listen_addr(l);
+    if (!m) return exit_code = 2, m.error();
+    cfg.listen.push_back(*m);
+  }
+  for (const auto& b : flag_or_env(bootstrap, "PUNCHGATE_BOOTSTRAP")) {
+    auto m = parse_peer_addr(b, "--bootstrap");
+    if (!m) return exit_code = 2, m.error();
+    cfg.bootstrap.push_back(*m);
+  }
+  return cfg;
+}
+
+}  // namespace punchgate

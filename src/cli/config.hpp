@@ -1,0 +1,39 @@
+// Command line + environment -> validated configuration. Bad values are reported as one line that
+// names the value, never half-accepted.
+#pragma once
+
+#include "punchgate/core/result.hpp"
+#include "punchgate/wire/multiaddr.hpp"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace punchgate {
+
+enum class Command { Run, Id, Ping };
+
+struct Config {
+  Command command = Command::Run;
+  std::filesystem::path identity_path;
+  std::vector<Multiaddr> listen;
+  std::vector<Multiaddr> bootstrap;
+  // ping
+  Multiaddr ping_target;
+  uint32_t ping_count = 3;
+  uint64_t ping_interval_ms = 1000;
+};
+
+// The default identity file: $XDG_DATA_HOME/punchgate/identity.key, else
+// ~/.local/share/punchgate/identity.key.
+std::filesystem::path default_identity_path();
+
+// Parses argv (and PUNCHGATE_* environment variables). On --help/--version prints and returns
+// an exit code via `exit_code`; on a bad value returns the error line.
+Result<Config> parse_command_line(int argc, char** argv, int& exit_code);
+
+// Validators shared by flag and environment parsing.
+Result<Multiaddr> parse_listen_addr(const std::string& text);
+Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what);
+
+}  // namespace punchgate

@@ -1,0 +1,233 @@
+#include "punchgate/host/host.hpp"
+
+#include "host/stream_negotiation.hpp"
+#include "punchgate/core/log.hpp"
+#include "punchgate/core/uv_handle.hpp"
+#include "punchgate/host/identify_service.hpp"
+#include "punchgate/host/ping_service.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace punchgate {
+
+namespace {
+
+constexpr uint64_t kMaxBackoffMs = 60'000;
+
+bool is_unspecified(const Multiaddr& a) {
+  const auto& c = a.components();
+  if (c.empty()) return false;
+  if (c[0].protocol == MultiaddrProtocol::Ip4) return c[0].value == Bytes(4, '\0');
+  if (c[0].protocol == MultiaddrProtocol::Ip6) return c[0].value == Bytes(16, '\0');
+  return false;
+}
+
+// The interface addresses an unspecified bind (0.0.0.0 / ::) is reachable on, with its port.
+std::vector<Multiaddr> expand_unspecified(const Multiaddr& bound) {
+  auto ep = quic_endpoint_of(bound);
+  if (!ep) return {bound};
+  uv_interface_address_t* ifs = nullptr;
+  int count = 0;
+  if (uv_interface_addresses(&ifs, &count) != 0) return {bound};
+  std::vector<Multiaddr> out;
+  for (int i = 0; i < count; ++i) {
+    const sockaddr* sa = reinterpret_cast<const sockaddr*>(&ifs[i].address);
+    if (sa->sa_family != ep->family) continue;
+    sockaddr_storage copy{};
+    if (sa->sa_family == AF_INET) {
+      auto sin = *reinterpret_cast<const sockaddr_in*>(sa);
+      sin.sin_port = htons(ep->port);
+      std::memcpy(&copy, &sin, sizeof sin);
+    } else {
+      auto sin6 = *reinterpret_cast<const sockaddr_in6*>(sa);
+      if (IN6_IS_ADDR_LINKLOCAL(&sin6.sin6_addr)) continue;  // needs a scope id; useless to others
+      sin6.sin6_port = htons(ep->port);
+      std::memcpy(&copy, &sin6, sizeof sin6);
+    }
+    out.push_back(multiaddr_from_sockaddr(reinterpret_cast<const sockaddr*>(&copy), true));
+  }
+  uv_free_interface_addresses(ifs, count);
+  if (out.empty()) out.push_back(bound);
+  return out;
+}
+
+}  // namespace
+
+Host::Host(uv_loop_t* loop, Identity identity, HostConfig config)
+    : loop_(loop), identity_(std::move(identity)), config_(std::move(config)) {}
+
+Host::~Host() { shutdown("shutting down"); }
+
+Result<std::unique_ptr<Host>> Host::create(uv_loop_t* loop, Identity identity, HostConfig config) {
+  std::unique_ptr<Host> h(new Host(loop, std::move(identity), std::move(config)));
+  auto t = QuicTransport::create(loop, h->identity_, h->config_.quic);
+  if (!t) return t.error();
+  h->transport_ = std::move(*t);
+  h->transport_->set_inbound_handler([host = h.get()](ConnectionPtr c) { host->add_connection(c); });
+  h->identify_ = std::make_unique<IdentifyService>(*h);
+  h->ping_ = std::make_unique<PingService>(*h, h->config_.ping_interval_ms);
+  return h;
+}
+
+Status Host::start() {
+  spdlog::info("local_peer_id={}", peer_id().to_base58());
+  for (const Multiaddr& a : config_.listen) {
+    auto bound = transport_->listen(a);
+    if (!bound) return bound.error();
+  }
+  for (const Multiaddr& a : listen_addrs()) spdlog::info("listening on {}", a.to_string());
+  for (const Multiaddr& a : config_.bootstrap) {
+    Bootstrap b;
+    b.addr = a;
+    b.retry = std::make_unique<Timer>(loop_);
+    bootstrap_.push_back(std::move(b));
+  }
+  for (size_t i = 0; i < bootstrap_.size(); ++i) schedule_bootstrap(i);
+  return {};
+}
+
+void Host::schedule_bootstrap(size_t index) {
+  Bootstrap& b = bootstrap_[index];
+  if (shutting_down_ || b.dialing || b.connected) return;
+  b.dialing = true;
+  dial(b.addr, [this, index](Result<ConnectionPtr> r) {
+    Bootstrap& bs = bootstrap_[index];
+    bs.dialing = false;
+    if (shutting_down_) return;
+    if (r) {
+      bs.connected = true;
+      bs.backoff_ms = 1000;
+      return;
+    }
+    spdlog::warn("bootstrap dial failed addr={} error={} retry_in_ms={}", bs.addr.to_string(), r.error().message,
+                 bs.backoff_ms);
+    bs.retry->start(bs.backoff_ms, 0, [this, index] { schedule_bootstrap(index); });
+    bs.backoff_ms = std::min(bs.backoff_ms * 2, kMaxBackoffMs);
+  });
+}
+
+std::vector<Multiaddr> Host::listen_addrs() const {
+  std::vector<Multiaddr> out;
+  if (!transport_) return out;
+  for (const Multiaddr& a : transport_->listen_addrs()) {
+    if (is_unspecified(a)) {
+      for (auto& e : expand_unspecified(a)) out.push_back(std::move(e));
+    } else {
+      out.push_back(a);
+    }
+  }
+  return out;
+}
+
+void Host::set_stream_handler(const std::string& protocol, StreamHandler handler) {
+  handlers_[protocol] = std::move(handler);
+}
+
+std::vector<std::string> Host::protocols() const {
+  std::vector<std::string> out;
+  for (const auto& [p, h] : handlers_) out.push_back(p);
+  return out;
+}
+
+ConnectionPtr Host::connection_to(const PeerId& peer) const {
+  auto it = conns_.find(peer);
+  if (it == conns_.end()) return nullptr;
+  for (const auto& c : it->second) {
+    if (!c->is_closed()) return c;
+  }
+  return nullptr;
+}
+
+std::vector<ConnectionPtr> Host::connections() const {
+  std::vector<ConnectionPtr> out;
+  for (const auto& [peer, list] : conns_) {
+    for (const auto& c : list) out.push_back(c);
+  }
+  return out;
+}
+
+void Host::dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)> cb) {
+  if (shutting_down_) return cb(make_error("host is shutting down"));
+  auto peer = addr.peer_id();
+  if (!peer) return cb(make_error("multiaddr {} has no /p2p/ peer id", addr.to_string()));
+  if (*peer == peer_id()) return cb(make_error("refusing to dial ourselves ({})", addr.to_string()));
+  if (auto existing = connection_to(*peer)) return cb(existing);
+  transport_->dial(addr, [this, cb = std::move(cb), addr](Result<ConnectionPtr> r) {
+    if (!r) {
+      spdlog::debug("dial failed addr={} error={}", addr.to_string(), r.error().message);
+      return cb(r.error());
+    }
+    add_connection(*r);
+    cb(*r);
+  });
+}
+
+void Host::add_connection(const ConnectionPtr& c) {
+  if (shutting_down_) {
+    c->close("shutting down");
+    return;
+  }
+  const PeerId peer = c->remote_peer();
+  conns_[peer].push_back(c);
+  peers_.add_addrs(peer, {c->remote_addr()});
+  spdlog::info("connection opened peer={} endpoint={} remote_addr={}", peer.to_base58(), to_string(c->endpoint()),
+               c->remote_addr().to_string());
+  std::weak_ptr<Connection> weak = c;
+  c->set_handlers({
+      .on_stream =
+          [this, weak](StreamPtr s) {
+            if (auto conn = weak.lock()) on_inbound_stream(conn, std::move(s));
+          },
+      .on_closed =
+          [this, weak, peer](const std::string& reason) {
+            auto conn = weak.lock();
+            spdlog::info("connection closed peer={} reason={}", peer.to_base58(), reason);
+            auto it = conns_.find(peer);
+            if (it != conns_.end()) {
+              std::erase_if(it->second, [&](const ConnectionPtr& x) { return x == conn || x->is_closed(); });
+              if (it->second.empty()) conns_.erase(it);
+            }
+            for (auto& b : bootstrap_) {
+              if (b.addr.peer_id() == peer && !connection_to(peer)) {
+                b.connected = false;
+                size_t index = static_cast<size_t>(&b - bootstrap_.data());
+                b.retry->start(b.backoff_ms, 0, [this, index] { schedule_bootstrap(index); });
+              }
+            }
+            for (auto& obs : observers_) obs(conn, false, reason);
+          },
+  });
+  for (auto& obs : observers_) obs(c, true, "");
+  identify_->request(c);
+}
+
+void Host::on_inbound_stream(const ConnectionPtr& c, StreamPtr s) {
+  negotiate_inbound(loop_, c, std::move(s), protocols(), [this](NegotiatedStream ns) {
+    auto it = handlers_.find(ns.protocol);
+    if (it == handlers_.end()) {
+      ns.stream->reset(0);
+      return;
+    }
+    it->second(std::move(ns));
+  });
+}
+
+void Host::open_stream(const ConnectionPtr& conn, std::vector<std::string> protocols,
+                       std::function<void(Result<NegotiatedStream>)> cb) {
+  auto s = conn->open_stream();
+  if (!s) return cb(s.error());
+  negotiate_outbound(loop_, conn, std::move(*s), std::move(protocols), std::move(cb));
+}
+
+void Host::shutdown(const std::string& reason) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  for (auto& b : bootstrap_) b.retry->stop();
+  ping_.reset();
+  if (transport_) transport_->shutdown(reason);
+}
+
+}  // namespace punchgate
