@@ -45,13 +45,6 @@ void ngtcp2_log_line(void*, const char* fmt, ...) {
 
 }  // namespace
 
-SockAddr SockAddr::from(const sockaddr* sa) {
-  SockAddr a;
-  a.len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  std::memcpy(&a.storage, sa, a.len);
-  return a;
-}
-
 // ngtcp2 callbacks. Each only records what happened; the connection acts on it afterwards.
 struct QuicCallbacks {
   static QuicConnection* self(void* user_data) { return static_cast<QuicConnection*>(user_data); }

@@ -3,6 +3,7 @@
 // application callbacks run afterwards from dispatch(), so user code never re-enters ngtcp2.
 #pragma once
 
+#include "punchgate/core/sockaddr.hpp"
 #include "punchgate/transport/connection.hpp"
 #include "transport/quic_stream.hpp"
 
@@ -24,14 +25,6 @@ namespace punchgate {
 
 class QuicEndpoint;
 class Timer;
-
-struct SockAddr {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
-  static SockAddr from(const sockaddr* sa);
-};
 
 class QuicConnection final : public Connection, public std::enable_shared_from_this<QuicConnection> {
  public:

@@ -13,30 +13,9 @@ namespace punchgate {
 namespace {
 
 Result<SockAddr> sockaddr_of(const QuicEndpointAddr& a) {
-  SockAddr out;
-  if (a.family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(a.port);
-    if (inet_pton(AF_INET, a.host.c_str(), &sin->sin_addr) != 1) return make_error("bad IPv4 address {}", a.host);
-    out.len = sizeof(sockaddr_in);
-  } else if (a.family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(a.port);
-    if (inet_pton(AF_INET6, a.host.c_str(), &sin6->sin6_addr) != 1) return make_error("bad IPv6 address {}", a.host);
-    out.len = sizeof(sockaddr_in6);
-  } else {
-    return make_error("address {} needs name resolution", a.host);
-  }
-  return out;
+  if (a.is_dns) return make_error("address {} needs name resolution", a.host);
+  return SockAddr::from_ip(a.host, a.port);
 }
-
-// Owns one uv_getaddrinfo request until its callback runs.
-struct ResolveRequest {
-  uv_getaddrinfo_t req{};
-  std::function<void(int status, addrinfo*)> done;
-};
 
 }  // namespace
 
@@ -117,27 +96,13 @@ void QuicTransport::dial(const Multiaddr& addr, DialFn cb) {
     if (!sa) return cb(sa.error());
     return dial_resolved(addr, *peer, sa->get(), std::move(cb));
   }
-  auto req = std::make_unique<ResolveRequest>();
   PeerId expected = *peer;
-  req->done = [this, addr, expected, cb = std::move(cb)](int status, addrinfo* res) mutable {
-    if (status != 0 || !res) return cb(make_error("cannot resolve {}: {}", addr.to_string(), uv_strerror(status)));
-    dial_resolved(addr, expected, res->ai_addr, std::move(cb));
-  };
-  addrinfo hints{};
-  hints.ai_family = ep_addr->family;  // AF_UNSPEC for /dns/
-  hints.ai_socktype = SOCK_DGRAM;
-  std::string port = std::to_string(ep_addr->port);
-  req->req.data = req.get();
-  int rv = uv_getaddrinfo(
-      loop_, &req->req,
-      [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
-        std::unique_ptr<ResolveRequest> owned(static_cast<ResolveRequest*>(r->data));
-        owned->done(status, res);
-        uv_freeaddrinfo(res);
-      },
-      ep_addr->host.c_str(), port.c_str(), &hints);
-  if (rv != 0) return req->done(rv, nullptr);
-  req.release();  // owned by the pending request; reclaimed in its callback
+  resolve_address(loop_, ep_addr->host, ep_addr->port, SOCK_DGRAM,
+                  [this, addr, expected, cb = std::move(cb)](Result<SockAddr> sa) mutable {
+                    if (!sa) return cb(make_error("cannot dial {}: {}", addr.to_string(), sa.error().message));
+                    dial_resolved(addr, expected, sa->get(), std::move(cb));
+                  },
+                  ep_addr->family);
 }
 
 void QuicTransport::dial_resolved(const Multiaddr& addr, const PeerId& peer, const sockaddr* sa, DialFn cb) {

@@ -92,13 +92,13 @@ Status check_value(const ProtocolInfo& info, BytesView value) {
 }
 
 Result<uint16_t> parse_port(std::string_view text) {
-  if (text.empty() || text.size() > 5) return make_error("not a port number");
+  if (text.empty()) return make_error("not a port number");
   uint32_t port = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return make_error("not a port number");
     port = port * 10 + static_cast<uint32_t>(c - '0');
+    if (port > 65535) return make_error("port is above 65535");  // also stops overflow
   }
-  if (port > 65535) return make_error("port is above 65535");
   return static_cast<uint16_t>(port);
 }
 

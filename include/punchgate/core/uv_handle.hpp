@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace punchgate {
@@ -44,6 +45,22 @@ class UvHandle {
     }
   }
   void mark_initialised() { initialised_ = true; }
+
+  // TCP only: close with an RST rather than a FIN, so the remote application sees an abort.
+  void close_reset()
+    requires std::is_same_v<H, uv_tcp_t>
+  {
+    if (!h_ || !initialised_) return close();
+    uv_tcp_t* raw = h_.get();
+    raw->data = nullptr;
+    if (uv_is_closing(handle())) return close();
+    auto reclaim = [](uv_handle_t* p) { std::unique_ptr<H> r(reinterpret_cast<H*>(p)); };
+    if (uv_tcp_close_reset(raw, reclaim) == 0) {
+      h_.release();
+    } else {
+      close();  // e.g. a shutdown is pending: a plain close is all that is left
+    }
+  }
 
  private:
   std::unique_ptr<H> h_;

@@ -124,7 +124,8 @@ TEST(Multiaddr, TextRejectsNameTheProblem) {
       {"/ip4/1.2.3.4/udp/12a", {"invalid udp \"12a\"", "not a port number"}},
       {"/ip4/1.2.3.4/udp/-1", {"invalid udp \"-1\""}},
       {"/ip4/1.2.3.4/udp/+1", {"invalid udp \"+1\""}},
-      {"/ip4/1.2.3.4/udp/999999999999", {"invalid udp \"999999999999\""}},
+      {"/ip4/1.2.3.4/udp/999999999999", {"invalid udp \"999999999999\"", "above 65535"}},
+      {"/ip4/1.2.3.4/udp/00000000000000080", {}},  // leading zeros are only spelling
       {"/ip4/1.2.3.256", {"invalid ip4 \"1.2.3.256\"", "not an IPv4 address"}},
       {"/ip4/1.2.3", {"invalid ip4 \"1.2.3\""}},
       {"/ip4/::1", {"invalid ip4 \"::1\""}},
