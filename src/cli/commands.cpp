@@ -6,6 +6,11 @@
 #include "punchgate/host/host.hpp"
 #include "punchgate/host/identify_service.hpp"
 #include "punchgate/host/ping_service.hpp"
+#include "punchgate/host/protocol_ids.hpp"
+#include "punchgate/tunnel/tunnel_manager.hpp"
+#include "tunnel/peer_connector.hpp"
+#include "tunnel/stdio_local_end.hpp"
+#include "tunnel/tunnel_handshake.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -20,14 +25,25 @@ class EventLoop {
  public:
   EventLoop() { uv_loop_init(&loop_); }
   ~EventLoop() {
-    // Let close callbacks of destroyed handles run, then release the loop.
-    while (uv_run(&loop_, UV_RUN_NOWAIT) != 0) {
-    }
+    // Run until only handles nobody is closing remain: those belong to objects still alive (a
+    // leak), and waiting for their timers would only delay the exit.
+    for (int i = 0; i < 100 && closing_handles() > 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) spdlog::debug("handle still open at exit type={}", uv_handle_type_name(h->type));
+        },
+        nullptr);
     uv_loop_close(&loop_);
   }
   uv_loop_t* get() { return &loop_; }
 
  private:
+  size_t closing_handles() {
+    size_t n = 0;
+    uv_walk(&loop_, [](uv_handle_t* h, void* arg) { *static_cast<size_t*>(arg) += uv_is_closing(h) ? 1 : 0; }, &n);
+    return n;
+  }
   uv_loop_t loop_{};
 };
 
@@ -59,17 +75,26 @@ int run_node(const Config& cfg) {
   HostConfig hc;
   hc.listen = cfg.listen;
   hc.bootstrap = cfg.bootstrap;
+  hc.allow = cfg.allow;
   auto host = Host::create(loop.get(), std::move(*id), hc);
   if (!host) {
     spdlog::error("cannot start: {}", host.error().message);
     return 1;
   }
+  TunnelManager tunnels(**host, cfg.exposes, cfg.tunnels);
   if (auto st = (*host)->start(); !st) {
     spdlog::error("cannot start: {}", st.error().message);
     return 1;
   }
+  for (const ExposeSpec& e : cfg.exposes) spdlog::info("exposing service={} target={}", e.name, e.to_string());
+  if (auto st = tunnels.start(); !st) {
+    spdlog::error("cannot start: {}", st.error().message);
+    (*host)->shutdown("startup failed");
+    return 1;
+  }
   auto on_signal = [&](int sig) {
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tunnels.shutdown();
     (*host)->shutdown("node shutting down");
     uv_stop(loop.get());
   };
@@ -79,6 +104,89 @@ int run_node(const Config& cfg) {
   host->reset();
   spdlog::info("stopped");
   return 0;
+}
+
+namespace {
+
+int pipe_session(const Config& cfg) {
+  auto id = load_identity(cfg);
+  if (!id) {
+    spdlog::error("{}", id.error().message);
+    return 1;
+  }
+  EventLoop loop;
+  HostConfig hc;
+  hc.listen = cfg.listen;
+  hc.bootstrap = cfg.bootstrap;
+  hc.ping_interval_ms = 0;
+  auto host_r = Host::create(loop.get(), std::move(*id), hc);
+  if (!host_r) {
+    spdlog::error("cannot start: {}", host_r.error().message);
+    return 1;
+  }
+  Host& host = **host_r;
+  if (auto st = host.start(); !st) {
+    spdlog::error("cannot start: {}", st.error().message);
+    return 1;
+  }
+  auto local = StdioLocalEnd::open(loop.get(), 0, 1);
+  if (!local) {
+    spdlog::error("pipe: {}", local.error().message);
+    return 1;
+  }
+  int exit_code = 1;
+  std::unique_ptr<LocalEnd> local_end = std::move(*local);
+  std::shared_ptr<TcpBridge> bridge;
+  PeerConnector connector(host);
+  auto stop = [&] {
+    host.shutdown("pipe finished");
+    uv_stop(loop.get());
+  };
+  const std::string peer = cfg.pipe_peer.to_base58();
+  auto fail = [&](const std::string& why) {
+    spdlog::error("pipe failed peer={} service={} reason=\"{}\"", peer, cfg.pipe_service, why);
+    stop();
+  };
+  connector.connect(cfg.pipe_peer, [&](Result<ConnectionPtr> conn) {
+    if (!conn) return fail(conn.error().message);
+    host.open_stream(*conn, {std::string(kTunnelProtocol)}, [&](Result<NegotiatedStream> ns) {
+      if (!ns) return fail(ns.error().message);
+      request_tunnel(host, ns->stream, std::move(ns->leftover), cfg.pipe_service,
+                     [&](Result<OpenedTunnel> t, bool rejected) {
+                       if (!t) return fail(rejected ? "rejected: " + t.error().message : t.error().message);
+                       spdlog::info("client tunnel opened peer={} service={} bind=stdio", peer, cfg.pipe_service);
+                       bridge = TcpBridge::start(std::move(local_end), t->stream, std::move(t->rest),
+                                                 [&](const BridgeStats& st, const std::string& reason) {
+                                                   spdlog::info("client tunnel closed peer={} service={} "
+                                                                "bytes_sent={} bytes_received={} reason=\"{}\"",
+                                                                peer, cfg.pipe_service, st.bytes_to_stream,
+                                                                st.bytes_from_stream, reason);
+                                                   exit_code = reason == "closed" ? 0 : 1;
+                                                   stop();
+                                                 });
+                     });
+    });
+  });
+  auto on_signal = [&](int) {
+    if (bridge) bridge->abort("interrupted");
+    stop();
+  };
+  SignalWatcher sigint(loop.get(), SIGINT, on_signal);
+  SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);
+  uv_run(loop.get(), UV_RUN_DEFAULT);
+  bridge.reset();
+  host_r.value().reset();
+  local_end.reset();
+  return exit_code;
+}
+
+}  // namespace
+
+int run_pipe(const Config& cfg) {
+  int rc = pipe_session(cfg);
+  // The loop is gone and stdout's relay socket closed: let a file relay finish writing.
+  join_stdio_threads();
+  return rc;
 }
 
 int run_ping(const Config& cfg) {

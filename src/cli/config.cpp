@@ -79,13 +79,31 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                  "peer to dial at start, /…/p2p/ID, repeatable (env PUNCHGATE_BOOTSTRAP, comma-separated)")
       ->type_name("MULTIADDR");
 
+  std::vector<std::string> expose, tunnel, allow;
+  app.add_option("--expose", expose,
+                 "expose a local service: NAME=HOST:PORT[/udp], repeatable (env PUNCHGATE_EXPOSE)")
+      ->type_name("SPEC");
+  app.add_option("--tunnel", tunnel,
+                 "map a peer's service to a local port: PEER:SVC@BINDHOST:PORT[/udp], repeatable "
+                 "(env PUNCHGATE_TUNNEL)")
+      ->type_name("SPEC");
+  app.add_option("--allow", allow,
+                 "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
+      ->type_name("PEER_ID");
+
   auto* id_cmd = app.add_subcommand("id", "print this node's peer id (creating the identity if missing)");
   auto* ping_cmd = app.add_subcommand("ping", "dial a peer and print the round-trip time of each ping");
   std::string ping_target;
   ping_cmd->add_option("address", ping_target, "peer multiaddr ending in /p2p/<peer id>")->required();
   ping_cmd->add_option("-c,--count", cfg.ping_count, "number of pings")->check(CLI::Range(1u, 100000u));
   ping_cmd->add_option("--interval-ms", cfg.ping_interval_ms, "pause between pings")->check(CLI::Range(0u, 3600000u));
+  auto* pipe_cmd = app.add_subcommand("pipe", "one tunnel on stdin/stdout (e.g. ssh ProxyCommand)");
+  std::string pipe_peer;
+  pipe_cmd->add_option("peer", pipe_peer, "peer id of the provider")->required();
+  pipe_cmd->add_option("service", cfg.pipe_service, "service name")->required();
   app.require_subcommand(0, 1);
+  // Global options may also follow the subcommand (punchgate pipe <B> ssh --bootstrap …).
+  for (auto* sub : {id_cmd, ping_cmd, pipe_cmd}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -104,6 +122,34 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     auto t = parse_peer_addr(ping_target, "ping");
     if (!t) return exit_code = 2, t.error();
     cfg.ping_target = *t;
+  }
+
+  if (pipe_cmd->parsed()) {
+    cfg.command = Command::Pipe;
+    auto p = PeerId::parse(pipe_peer);
+    if (!p) return exit_code = 2, make_error("invalid pipe peer id \"{}\": {}", pipe_peer, p.error().message);
+    cfg.pipe_peer = *p;
+    if (auto st = validate_service_name(cfg.pipe_service); !st) {
+      return exit_code = 2, make_error("invalid pipe service \"{}\": {}", cfg.pipe_service, st.error().message);
+    }
+  }
+
+  for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
+    auto spec = parse_expose(e);
+    if (!spec) return exit_code = 2, spec.error();
+    cfg.exposes.push_back(*spec);
+  }
+  if (auto st = validate_exposes(cfg.exposes); !st) return exit_code = 2, st.error();
+  for (const auto& t : flag_or_env(tunnel, "PUNCHGATE_TUNNEL")) {
+    auto spec = parse_tunnel(t);
+    if (!spec) return exit_code = 2, spec.error();
+    cfg.tunnels.push_back(*spec);
+  }
+  if (auto st = validate_tunnels(cfg.tunnels); !st) return exit_code = 2, st.error();
+  for (const auto& a : flag_or_env(allow, "PUNCHGATE_ALLOW")) {
+    auto p = PeerId::parse(a);
+    if (!p) return exit_code = 2, make_error("invalid --allow peer id \"{}\": {}", a, p.error().message);
+    cfg.allow.push_back(*p);
   }
 
   if (identity.empty()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "punchgate/core/result.hpp"
+#include "punchgate/tunnel/tunnel_spec.hpp"
 #include "punchgate/wire/multiaddr.hpp"
 
 #include <filesystem>
@@ -11,13 +12,19 @@
 
 namespace punchgate {
 
-enum class Command { Run, Id, Ping };
+enum class Command { Run, Id, Ping, Pipe };
 
 struct Config {
   Command command = Command::Run;
   std::filesystem::path identity_path;
   std::vector<Multiaddr> listen;
   std::vector<Multiaddr> bootstrap;
+  std::vector<ExposeSpec> exposes;
+  std::vector<TunnelSpec> tunnels;
+  std::vector<PeerId> allow;  // empty: every peer may connect
+  // pipe
+  PeerId pipe_peer;
+  std::string pipe_service;
   // ping
   Multiaddr ping_target;
   uint32_t ping_count = 3;

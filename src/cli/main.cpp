@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
       return punchgate::run_id(*cfg);
     case punchgate::Command::Ping:
       return punchgate::run_ping(*cfg);
+    case punchgate::Command::Pipe:
+      return punchgate::run_pipe(*cfg);
     case punchgate::Command::Run:
       break;
   }

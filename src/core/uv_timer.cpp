@@ -23,7 +23,11 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()>
       timeout_ms, repeat_ms);
 }
 
-void Timer::stop() { uv_timer_stop(h_.get()); }
+void Timer::stop() {
+  uv_timer_stop(h_.get());
+  // Drop the callback too: its captures often own the object that owns this timer.
+  cb_ = nullptr;
+}
 
 SignalWatcher::SignalWatcher(uv_loop_t* loop, int signum, std::function<void(int)> cb) : cb_(std::move(cb)) {
   uv_signal_init(loop, h_.get());

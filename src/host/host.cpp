@@ -80,6 +80,7 @@ Status Host::start() {
   }
   for (const Multiaddr& a : listen_addrs()) spdlog::info("listening on {}", a.to_string());
   for (const Multiaddr& a : config_.bootstrap) {
+    peers_.add_addrs(*a.peer_id(), {a.without_peer_id()});
     Bootstrap b;
     b.addr = a;
     b.retry = std::make_unique<Timer>(loop_);
@@ -171,6 +172,13 @@ void Host::add_connection(const ConnectionPtr& c) {
     return;
   }
   const PeerId peer = c->remote_peer();
+  if (c->endpoint() == Endpoint::Listener && !config_.allow.empty() &&
+      std::find(config_.allow.begin(), config_.allow.end(), peer) == config_.allow.end()) {
+    // Refused before any stream is served: the peer learns nothing about our services.
+    spdlog::warn("connection refused peer={} reason=\"not in allow list\"", peer.to_base58());
+    c->close("peer not allowed");
+    return;
+  }
   conns_[peer].push_back(c);
   peers_.add_addrs(peer, {c->remote_addr()});
   spdlog::info("connection opened peer={} endpoint={} remote_addr={}", peer.to_base58(), to_string(c->endpoint()),

@@ -26,6 +26,7 @@ struct Negotiation : std::enable_shared_from_this<Negotiation<Machine, Done>> {
 
   void begin(Bytes first) {
     auto self = this->shared_from_this();
+    spdlog::trace("negotiation begin stream={}", stream->id());
     if (!first.empty()) stream->write(first);
     stream->set_handlers({
         .on_data = [self](BytesView d) { self->on_data(d); },
@@ -52,6 +53,7 @@ struct Negotiation : std::enable_shared_from_this<Negotiation<Machine, Done>> {
   }
 
   void finish() {
+    spdlog::trace("negotiation finish stream={}", stream->id());
     finished = true;
     timer.stop();
   }

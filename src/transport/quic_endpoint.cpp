@@ -17,9 +17,10 @@ constexpr size_t kSocketBuffer = 4 * 1024 * 1024;
 
 }  // namespace
 
-QuicEndpoint::QuicEndpoint(QuicTransport& t) : transport_(t), reaper_(t.loop()), rxbuf_(std::make_unique<char[]>(kRxBufSize)) {
-  randombytes_buf(reset_secret_, sizeof reset_secret_);
-}
+QuicEndpoint::QuicEndpoint(QuicTransport& t)
+    : transport_(t), reaper_(t.loop()), rxbuf_(std::make_unique<char[]>(kRxBufSize)) {}
+
+const uint8_t* QuicEndpoint::reset_secret() const { return transport_.reset_secret(); }
 
 QuicEndpoint::~QuicEndpoint() {
   close_all("shutting down");
@@ -138,7 +139,7 @@ void QuicEndpoint::handle_unknown(const SockAddr& remote, BytesView pkt, const n
   ngtcp2_cid dcid;
   ngtcp2_cid_init(&dcid, vc.dcid, vc.dcidlen);
   uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
-  if (ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_, sizeof reset_secret_, &dcid) != 0) return;
+  if (ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret(), 32, &dcid) != 0) return;
   std::array<uint8_t, 64> rand;
   size_t randlen = std::min(rand.size(), pkt.size() - 1 - NGTCP2_STATELESS_RESET_TOKENLEN);
   randlen = std::max<size_t>(randlen, NGTCP2_MIN_STATELESS_RESET_RANDLEN);

@@ -30,7 +30,7 @@ class QuicEndpoint {
   void unregister_cid(BytesView cid);
   // The connection is finished: drop it once the current call stack unwinds.
   void retire(QuicConnection* c);
-  const uint8_t* reset_secret() const { return reset_secret_; }
+  const uint8_t* reset_secret() const;
   size_t handshaking_count() const;
   void close_all(const std::string& reason);
 
@@ -49,7 +49,6 @@ class QuicEndpoint {
   std::unordered_map<std::string, QuicConnection*> by_cid_;
   std::unordered_map<uint64_t, std::shared_ptr<QuicConnection>> conns_;
   std::vector<std::shared_ptr<QuicConnection>> retired_;
-  uint8_t reset_secret_[32];
   size_t resets_this_second_ = 0;
   uint64_t reset_window_start_ = 0;
   std::unique_ptr<char[]> rxbuf_;

@@ -6,6 +6,7 @@
 #include "transport/quic_tls.hpp"
 
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <netdb.h>
 
 namespace punchgate {
@@ -30,6 +31,11 @@ Result<std::unique_ptr<QuicTransport>> QuicTransport::create(uv_loop_t* loop, co
   if (!cert) return make_error("TLS certificate: {}", cert.error().message);
   t->cert_ = std::make_unique<TlsCertificate>(std::move(*cert));
   install_quic_verify_callback(*t->cert_);
+  // Ed25519 signatures are deterministic: hashing one over a fixed label derives a secret that
+  // only this identity can produce and that survives restarts.
+  static constexpr char kLabel[] = "punchgate quic stateless reset secret";
+  Bytes sig = identity.sign(kLabel);
+  crypto_hash_sha256(t->reset_secret_, data_u8(sig), sig.size());
   return t;
 }
 

@@ -31,19 +31,20 @@ struct TcpBridge::WriteReq {
   Bytes data;
 };
 
-std::shared_ptr<TcpBridge> TcpBridge::start(UvHandle<uv_tcp_t> tcp, StreamPtr stream, Bytes initial, DoneFn done) {
-  auto b = std::make_shared<TcpBridge>(std::move(tcp), std::move(stream), std::move(done));
+std::shared_ptr<TcpBridge> TcpBridge::start(std::unique_ptr<LocalEnd> local, StreamPtr stream, Bytes initial,
+                                            DoneFn done) {
+  auto b = std::make_shared<TcpBridge>(std::move(local), std::move(stream), std::move(done));
   b->begin(std::move(initial));
   return b;
 }
 
-TcpBridge::TcpBridge(UvHandle<uv_tcp_t> tcp, StreamPtr stream, DoneFn done)
-    : tcp_(std::move(tcp)), stream_(std::move(stream)), done_(std::move(done)) {}
+TcpBridge::TcpBridge(std::unique_ptr<LocalEnd> local, StreamPtr stream, DoneFn done)
+    : local_(std::move(local)), stream_(std::move(stream)), done_(std::move(done)) {}
 
 void TcpBridge::begin(Bytes initial) {
   self_ = shared_from_this();
-  tcp_.get()->data = this;
-  uv_tcp_nodelay(tcp_.get(), 1);
+  local_->reader()->data = this;
+  local_->writer()->data = this;
   std::weak_ptr<TcpBridge> weak = self_;
   stream_->set_manual_consume(true);
   stream_->set_handlers({
@@ -67,7 +68,7 @@ void TcpBridge::start_reading() {
   if (reading_ || tcp_eof_ || finished_) return;
   reading_ = true;
   uv_read_start(
-      reinterpret_cast<uv_stream_t*>(tcp_.get()),
+      local_->reader(),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
         buf->base = shared_read_buffer();
         buf->len = kReadBuffer;
@@ -83,7 +84,7 @@ void TcpBridge::on_tcp_read(ssize_t n, const uv_buf_t* buf) {
   if (n == UV_EOF) {
     tcp_eof_ = true;
     reading_ = false;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_.get()));
+    uv_read_stop(local_->reader());
     flush_pending_to_stream();
     return;
   }
@@ -99,7 +100,7 @@ void TcpBridge::on_tcp_read(ssize_t n, const uv_buf_t* buf) {
     // The stream is full: keep the rest and stop reading until it drains.
     pending_.append(data.substr(took));
     reading_ = false;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_.get()));
+    uv_read_stop(local_->reader());
   }
 }
 
@@ -129,7 +130,7 @@ void TcpBridge::on_stream_data(BytesView d) {
   req->data.assign(d);
   uv_buf_t b = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   req->req.data = req.get();
-  int rv = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(tcp_.get()), &b, 1, [](uv_write_t* w, int status) {
+  int rv = uv_write(&req->req, local_->writer(), &b, 1, [](uv_write_t* w, int status) {
     std::unique_ptr<WriteReq> owned(static_cast<WriteReq*>(w->data));
     if (auto s = owned->owner.lock()) s->on_write_done(owned->data.size(), status);
   });
@@ -161,11 +162,12 @@ void TcpBridge::on_stream_fin() {
   auto req = std::make_unique<ShutdownReq>();
   req->owner = self_;
   req->req.data = req.get();
-  int rv = uv_shutdown(&req->req, reinterpret_cast<uv_stream_t*>(tcp_.get()), [](uv_shutdown_t* r, int status) {
+  int rv = uv_shutdown(&req->req, local_->writer(), [](uv_shutdown_t* r, int status) {
     std::unique_ptr<ShutdownReq> owned(static_cast<ShutdownReq*>(r->data));
     auto s = owned->owner.lock();
     if (!s || s->finished_) return;
-    if (status != 0) {
+    // ENOTSOCK: stdout is a pipe, which has no half-close; the queued bytes are written.
+    if (status != 0 && status != UV_ENOTSOCK) {
       s->stream_->reset(kTcpErrorCode);
       s->finish(fmt::format("tcp shutdown error: {}", uv_strerror(status)));
       return;
@@ -184,7 +186,7 @@ void TcpBridge::on_stream_fin() {
 void TcpBridge::on_stream_reset(uint64_t code) {
   if (finished_) return;
   // Mirror the abort: an RST on the TCP side tells the local application the same thing.
-  tcp_.close_reset();
+  local_->close_reset();
   finish(fmt::format("stream reset by peer (code {})", code));
 }
 
@@ -196,7 +198,7 @@ void TcpBridge::maybe_finish() {
     finish("closed");
   } else if (stream_closed_ && !stream_fin_) {
     // The stream ended without the peer's FIN: it was aborted (on_reset normally comes first).
-    tcp_.close_reset();
+    local_->close_reset();
     finish("stream closed");
   }
 }
@@ -213,7 +215,7 @@ void TcpBridge::finish(const std::string& reason) {
   auto keep = self_;
   self_.reset();
   pending_.clear();
-  tcp_.close();
+  local_->close();
   stream_->set_handlers({});
   if (done_) {
     auto fn = std::move(done_);

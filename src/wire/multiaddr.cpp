@@ -175,8 +175,8 @@ std::string_view protocol_name(MultiaddrProtocol p) { return info_of(p).name; }
 Result<Multiaddr> Multiaddr::parse(std::string_view text) {
   if (text.empty()) return make_error("empty multiaddr");
   auto where = [&] { return quote_for_error(text); };
-  if (text.size() > kMaxMultiaddrLen) {
-    return make_error("multiaddr {} is longer than {} characters", where(), kMaxMultiaddrLen);
+  if (text.size() > kMaxMultiaddrTextLen) {
+    return make_error("multiaddr {} is longer than {} characters", where(), kMaxMultiaddrTextLen);
   }
   if (text[0] != '/') return make_error("multiaddr {} does not start with '/'", where());
   std::string_view rest = text.substr(1);
@@ -218,13 +218,20 @@ Result<Multiaddr> Multiaddr::parse(std::string_view text) {
     }
     components.push_back(std::move(c));
   }
-  return Multiaddr(std::move(components));
+  Multiaddr out(std::move(components));
+  // Same bound as from_bytes, so every parsed address can also travel in binary.
+  size_t binary_size = out.to_bytes().size();
+  if (binary_size > kMaxMultiaddrBytes) {
+    return make_error("multiaddr {} encodes to {} bytes, more than the {} allowed", where(), binary_size,
+                      kMaxMultiaddrBytes);
+  }
+  return out;
 }
 
 Result<Multiaddr> Multiaddr::from_bytes(BytesView bytes) {
   if (bytes.empty()) return make_error("empty binary multiaddr");
-  if (bytes.size() > kMaxMultiaddrLen) {
-    return make_error("binary multiaddr of {} bytes is longer than {}", bytes.size(), kMaxMultiaddrLen);
+  if (bytes.size() > kMaxMultiaddrBytes) {
+    return make_error("binary multiaddr of {} bytes is longer than {}", bytes.size(), kMaxMultiaddrBytes);
   }
   std::vector<MultiaddrComponent> components;
   BytesView in = bytes;

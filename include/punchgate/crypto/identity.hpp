@@ -36,6 +36,8 @@ class Identity {
 
   static Identity generate();
   // Private key protobuf (KeyType Ed25519, Data = 64 bytes secret||public), as rust-libp2p writes it.
+  // from_protobuf also takes the legacy 96-byte secret||public||public form (both copies must match)
+  // and rejects a public half that does not match the seed; to_protobuf always writes 64 bytes.
   static Result<Identity> from_protobuf(BytesView private_key_proto);
   Bytes to_protobuf() const;
 

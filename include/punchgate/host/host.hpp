@@ -32,6 +32,7 @@ struct HostConfig {
   std::vector<Multiaddr> listen;
   std::vector<Multiaddr> bootstrap;   // dialed at start and redialed with backoff
   uint64_t ping_interval_ms = 15'000;  // periodic ping of every connection (0: off)
+  std::vector<PeerId> allow;           // non-empty: inbound connections from others are refused
   QuicTransportConfig quic;
 };
 

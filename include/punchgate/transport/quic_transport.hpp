@@ -46,6 +46,9 @@ class QuicTransport {
   const QuicTransportConfig& config() const { return config_; }
   const TlsCertificate& certificate() const { return *cert_; }
   void notify_inbound(ConnectionPtr c);
+  // Stable across restarts with the same identity, so a restarted node's stateless resets are
+  // recognised by peers that still hold connections to its previous run.
+  const uint8_t* reset_secret() const { return reset_secret_; }
 
  private:
   QuicTransport(uv_loop_t* loop, QuicTransportConfig config);
@@ -58,6 +61,7 @@ class QuicTransport {
   std::vector<std::unique_ptr<QuicEndpoint>> endpoints_;
   std::function<void(ConnectionPtr)> inbound_;
   bool shut_down_ = false;
+  uint8_t reset_secret_[32] = {};
 };
 
 }  // namespace punchgate

@@ -45,13 +45,17 @@ struct MultiaddrComponent {
   friend auto operator<=>(const MultiaddrComponent&, const MultiaddrComponent&) = default;
 };
 
-// Longest text or binary multiaddr accepted; real ones (even relayed) are well under 300 bytes.
-inline constexpr size_t kMaxMultiaddrLen = 1024;
+// Longest binary multiaddr accepted; real ones (even relayed, with a long DNS name) stay under
+// 400 bytes. Text may be up to 6x longer than its binary (/p2p-circuit: 2 bytes, 12 characters),
+// and every accepted binary multiaddr must have a parsable text form, hence the larger text cap.
+inline constexpr size_t kMaxMultiaddrBytes = 1024;
+inline constexpr size_t kMaxMultiaddrTextLen = 8 * kMaxMultiaddrBytes;
 
 class Multiaddr {
  public:
   Multiaddr() = default;  // empty; parse/from_bytes never produce an empty multiaddr
 
+  // Both enforce kMaxMultiaddrBytes on the binary form, so whatever one accepts the other does too.
   static Result<Multiaddr> parse(std::string_view text);
   static Result<Multiaddr> from_bytes(BytesView bytes);
 

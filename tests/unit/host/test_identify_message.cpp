@@ -119,6 +119,11 @@ TEST(IdentifyMessage, MalformedRejected) {
   EXPECT_FALSE(IdentifyMessage::decode("\x48"s).ok());                  // unknown varint, no value
   EXPECT_FALSE(IdentifyMessage::decode("\x55\x01"s).ok());              // truncated fixed32
   EXPECT_FALSE(IdentifyMessage::decode(Bytes(12, '\xff')).ok());        // runaway varint
+  // Length 2^32 + 1 must not wrap to 1 (protozero keeps only 32 bits of a length).
+  EXPECT_FALSE(IdentifyMessage::decode("\x0a\x81\x80\x80\x80\x10x"s).ok());
+  EXPECT_FALSE(IdentifyMessage::decode("\x7a\x81\x80\x80\x80\x10x"s).ok());  // same in an unknown field
+  // A key of 2^32 + 0x0a must not wrap to publicKey.
+  EXPECT_FALSE(IdentifyMessage::decode("\x8a\x80\x80\x80\x10\x01x"s).ok());
 }
 
 TEST(IdentifyMessage, EveryTruncationOfVectorRejected) {

@@ -346,8 +346,11 @@ TEST(DatagramFraming, PartialFramesStayBuffered) {
   for (size_t i = 0; i < stream.size(); ++i) {
     buf.push_back(stream[i]);
     take_datagrams(buf, got);
-    if (i + 1 < 5) EXPECT_TRUE(got.empty()) << i;
-    if (i + 1 == 5) EXPECT_EQ(got, std::vector<Bytes>{"abc"});
+    if (i + 1 < 5) {
+      EXPECT_TRUE(got.empty()) << i;
+    } else if (i + 1 == 5) {
+      EXPECT_EQ(got, std::vector<Bytes>{"abc"});
+    }
   }
   EXPECT_EQ(got, (std::vector<Bytes>{"abc", "defgh"}));
   EXPECT_TRUE(buf.empty());
@@ -358,7 +361,7 @@ TEST(DatagramFraming, PartialFramesStayBuffered) {
   take_datagrams(one, none);
   EXPECT_TRUE(none.empty());
   EXPECT_EQ(one, "\x00"s);
-  Bytes partial = frame_datagram("xyz").substr(0, 4) ;
+  Bytes partial = frame_datagram("xyz").substr(0, 4);
   take_datagrams(partial, none);
   EXPECT_TRUE(none.empty());
   EXPECT_EQ(partial, "\x00\x03xy"s);

@@ -154,7 +154,7 @@ TEST(Multiaddr, TextRejectsNameTheProblem) {
 }
 
 TEST(Multiaddr, TextRejectsOverlong) {
-  std::string text = "/dns/" + std::string(kMaxMultiaddrLen, 'a');
+  std::string text = "/dns/" + std::string(kMaxMultiaddrTextLen, 'a');
   auto m = Multiaddr::parse(text);
   ASSERT_FALSE(m.ok());
   EXPECT_TRUE(contains(m.error().message, "longer than")) << m.error().message;
@@ -162,6 +162,13 @@ TEST(Multiaddr, TextRejectsOverlong) {
   ASSERT_FALSE(long_name.ok());
   EXPECT_TRUE(contains(long_name.error().message, "longer than 255")) << long_name.error().message;
   EXPECT_TRUE(Multiaddr::parse("/dns/" + std::string(255, 'a')).ok());
+
+  // Short text can still encode to too many bytes; parse applies the binary cap as well.
+  std::string many;
+  while (many.size() < 3000) many += "/ip4/1.2.3.4";
+  auto big = Multiaddr::parse(many);
+  ASSERT_FALSE(big.ok());
+  EXPECT_TRUE(contains(big.error().message, "more than the 1024 allowed")) << big.error().message;
 }
 
 TEST(Multiaddr, TextRejectsControlCharactersInNames) {
@@ -202,7 +209,15 @@ TEST(Multiaddr, BinaryRejectsNameTheProblem) {
     ASSERT_FALSE(m.ok()) << to_hex(c.in) << " parsed as " << m->to_string();
     for (auto w : c.want) EXPECT_TRUE(contains(m.error().message, w)) << to_hex(c.in) << ": " << m.error().message;
   }
-  EXPECT_FALSE(Multiaddr::from_bytes(Bytes(kMaxMultiaddrLen + 1, '\x04')).ok());
+  EXPECT_FALSE(Multiaddr::from_bytes(Bytes(kMaxMultiaddrBytes + 1, '\x04')).ok());
+  // The longest accepted binary still has a parsable text form (found by fuzz_multiaddr).
+  Bytes circuits;
+  while (circuits.size() + 2 <= kMaxMultiaddrBytes) circuits += bin({0xa2, 0x02});
+  auto many = Multiaddr::from_bytes(circuits);
+  ASSERT_TRUE(many.ok()) << many.error().message;
+  auto text = Multiaddr::parse(many->to_string());
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_EQ(*text, *many);
 }
 
 TEST(Multiaddr, EncapsulateAndPeerIdSuffix) {

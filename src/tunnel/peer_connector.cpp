@@ -1,0 +1,85 @@
+#include "tunnel/peer_connector.hpp"
+
+#include "punchgate/core/log.hpp"
+#include "punchgate/core/uv_handle.hpp"
+
+namespace punchgate {
+
+struct PeerConnector::PeerState {
+  explicit PeerState(uv_loop_t* loop) : retry(loop) {}
+  std::vector<ConnectFn> waiting;
+  bool dialing = false;
+  uint64_t backoff_ms = 0;       // 0: no failure since the last success
+  uint64_t next_attempt_at = 0;  // uv_now() time before which we do not dial
+  Timer retry;
+  std::optional<Multiaddr> last_good;
+};
+
+PeerConnector::PeerConnector(Host& host) : host_(host) {}
+
+PeerConnector::~PeerConnector() { *alive_ = false; }
+
+void PeerConnector::connect(const PeerId& peer, ConnectFn cb) {
+  if (auto c = host_.connection_to(peer)) return cb(c);
+  auto& st = peers_[peer];
+  if (!st) st = std::make_unique<PeerState>(host_.loop());
+  st->waiting.push_back(std::move(cb));
+  if (st->dialing || st->retry.active()) return;
+  uint64_t now = uv_now(host_.loop());
+  if (now < st->next_attempt_at) {
+    st->retry.start(st->next_attempt_at - now, 0, [this, peer] { attempt(peer); });
+    return;
+  }
+  attempt(peer);
+}
+
+void PeerConnector::attempt(const PeerId& peer) {
+  auto& st = *peers_[peer];
+  if (auto c = host_.connection_to(peer)) return complete(peer, c);
+  std::vector<Multiaddr> addrs;
+  if (st.last_good) addrs.push_back(*st.last_good);
+  if (const PeerInfo* info = host_.peer_store().get(peer)) {
+    for (const Multiaddr& a : info->addrs) {
+      if (!st.last_good || a != *st.last_good) addrs.push_back(a);
+    }
+  }
+  if (addrs.empty()) {
+    return complete(peer, make_error("no known address for peer {} (give one with --bootstrap)", peer.to_base58()));
+  }
+  st.dialing = true;
+  try_addr(peer, std::move(addrs), 0, "");
+}
+
+void PeerConnector::try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error) {
+  if (index >= addrs.size()) {
+    return complete(peer, make_error("cannot reach peer {}: {}", peer.to_base58(), last_error));
+  }
+  Multiaddr addr = addrs[index];
+  host_.dial(addr.with_peer_id(peer), [this, alive = alive_, peer, addrs, index, addr](Result<ConnectionPtr> r) {
+    if (!*alive) return;
+    if (r) {
+      peers_[peer]->last_good = addr;
+      return complete(peer, r);
+    }
+    try_addr(peer, addrs, index + 1, r.error().message);
+  });
+}
+
+void PeerConnector::complete(const PeerId& peer, Result<ConnectionPtr> r) {
+  auto& st = *peers_[peer];
+  st.dialing = false;
+  if (r) {
+    st.backoff_ms = 0;
+    st.next_attempt_at = 0;
+  } else {
+    st.backoff_ms = st.backoff_ms == 0 ? kInitialBackoffMs : std::min(st.backoff_ms * 2, kMaxBackoffMs);
+    st.next_attempt_at = uv_now(host_.loop()) + st.backoff_ms;
+    spdlog::warn("peer unreachable peer={} error=\"{}\" retry_after_ms={}", peer.to_base58(), r.error().message,
+                 st.backoff_ms);
+  }
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& cb : waiting) cb(r);
+}
+
+}  // namespace punchgate

@@ -1,0 +1,36 @@
+// Consumer side of a --tunnel PEER:SVC@BIND: a local TCP listener; each accepted connection gets
+// its own stream to the peer's service (all sharing one connection to the peer).
+#pragma once
+
+#include "punchgate/core/sockaddr.hpp"
+#include "punchgate/core/uv_handle.hpp"
+#include "punchgate/host/host.hpp"
+#include "punchgate/tunnel/tunnel_spec.hpp"
+#include "tunnel/peer_connector.hpp"
+#include "tunnel/tcp_bridge.hpp"
+
+#include <memory>
+#include <set>
+
+namespace punchgate {
+
+class TcpTunnelListener {
+ public:
+  TcpTunnelListener(Host& host, PeerConnector& connector, TunnelSpec spec);
+  ~TcpTunnelListener();
+  Status listen();
+  void shutdown();
+
+ private:
+  void on_accept();
+  void open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried);
+
+  Host& host_;
+  PeerConnector& connector_;
+  TunnelSpec spec_;
+  UvHandle<uv_tcp_t> server_;
+  std::set<std::shared_ptr<TcpBridge>> bridges_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace punchgate
