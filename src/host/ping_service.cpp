@@ -33,8 +33,8 @@ struct PingSession : std::enable_shared_from_this<PingSession> {
     auto self = shared_from_this();
     Bytes payload = initiator.next_payload(
         [](std::span<uint8_t> out) { randombytes_buf(out.data(), out.size()); }, std::chrono::steady_clock::now());
-    ns.stream->write(payload);
     timer.start(kPingTimeoutMs, 0, [self] { self->fail("ping timed out"); });
+    ns.stream->write(payload);
   }
 
   void on_data(BytesView d) {

@@ -26,7 +26,8 @@ struct Negotiation : std::enable_shared_from_this<Negotiation<Machine, Done>> {
 
   void begin(Bytes first) {
     auto self = this->shared_from_this();
-    spdlog::trace("negotiation begin stream={}", stream->id());
+    // The timer first: installing handlers can deliver queued bytes and finish at once.
+    timer.start(kNegotiationTimeoutMs, 0, [self] { self->fail("protocol negotiation timed out"); });
     if (!first.empty()) stream->write(first);
     stream->set_handlers({
         .on_data = [self](BytesView d) { self->on_data(d); },
@@ -35,7 +36,6 @@ struct Negotiation : std::enable_shared_from_this<Negotiation<Machine, Done>> {
         .on_writable = nullptr,
         .on_closed = [self] { self->fail("stream closed during protocol negotiation"); },
     });
-    timer.start(kNegotiationTimeoutMs, 0, [self] { self->fail("protocol negotiation timed out"); });
   }
 
   void on_data(BytesView d) {
@@ -53,7 +53,6 @@ struct Negotiation : std::enable_shared_from_this<Negotiation<Machine, Done>> {
   }
 
   void finish() {
-    spdlog::trace("negotiation finish stream={}", stream->id());
     finished = true;
     timer.stop();
   }

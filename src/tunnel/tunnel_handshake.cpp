@@ -20,6 +20,8 @@ struct MessageRead : std::enable_shared_from_this<MessageRead> {
 
   void start(Bytes leftover) {
     auto self = shared_from_this();
+    // The timer first: installing handlers can deliver queued bytes and finish at once.
+    timer.start(kTunnelHandshakeTimeoutMs, 0, [self] { self->fail("timed out waiting for the tunnel message"); });
     stream->set_handlers({
         .on_data = [self](BytesView d) { self->feed(d); },
         .on_fin = [self] { self->fail("stream finished before the tunnel message"); },
@@ -27,7 +29,6 @@ struct MessageRead : std::enable_shared_from_this<MessageRead> {
         .on_writable = nullptr,
         .on_closed = [self] { self->fail("stream closed before the tunnel message"); },
     });
-    timer.start(kTunnelHandshakeTimeoutMs, 0, [self] { self->fail("timed out waiting for the tunnel message"); });
     if (!leftover.empty()) feed(leftover);
   }
 
