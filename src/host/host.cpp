@@ -156,13 +156,21 @@ void Host::dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)
   if (!peer) return cb(make_error("multiaddr {} has no /p2p/ peer id", addr.to_string()));
   if (*peer == peer_id()) return cb(make_error("refusing to dial ourselves ({})", addr.to_string()));
   if (auto existing = connection_to(*peer)) return cb(existing);
-  transport_->dial(addr, [this, cb = std::move(cb), addr](Result<ConnectionPtr> r) {
-    if (!r) {
+  auto [it, first] = dialing_.try_emplace(*peer);
+  it->second.push_back(std::move(cb));
+  if (!first) return;
+  PeerId target = *peer;
+  transport_->dial(addr, [this, target, addr](Result<ConnectionPtr> r) {
+    auto node = dialing_.extract(target);
+    if (r) {
+      add_connection(*r);
+      // The allow list or shutdown may have closed it again.
+      if ((*r)->is_closed()) r = make_error("connection to {} closed right after opening", target.to_base58());
+    } else {
       spdlog::debug("dial failed addr={} error={}", addr.to_string(), r.error().message);
-      return cb(r.error());
     }
-    add_connection(*r);
-    cb(*r);
+    if (node.empty()) return;
+    for (auto& waiter : node.mapped()) waiter(r);
   });
 }
 

@@ -46,7 +46,7 @@ void ExposedServices::on_tcp_stream(NegotiatedStream ns) {
     if (!*alive) return s.stream->reset(0);
     spdlog::info("tunnel request peer={} service={}", s.conn->remote_peer().to_base58(), req.service_name);
     const ExposeSpec* spec = find(req.service_name, TunnelTransport::Tcp);
-    if (!spec) return reject(s, req.service_name, fmt::format("unknown service \"{}\"", req.service_name));
+    if (!spec) return reject(s, req.service_name, fmt::format("unknown service {}", req.service_name));
     accept_tcp(std::move(s), *spec, std::move(rest));
   });
 }
@@ -91,7 +91,7 @@ void ExposedServices::on_udp_stream(NegotiatedStream ns) {
     spdlog::info("tunnel request peer={} service={} transport=udp", s.conn->remote_peer().to_base58(),
                  req.service_name);
     const ExposeSpec* spec = find(req.service_name, TunnelTransport::Udp);
-    if (!spec) return reject(s, req.service_name, fmt::format("unknown udp service \"{}\"", req.service_name));
+    if (!spec) return reject(s, req.service_name, fmt::format("unknown udp service {}", req.service_name));
     std::string service = spec->name;
     resolve_address(host_.loop(), spec->target.host, spec->target.port, SOCK_DGRAM,
                     [this, alive, s, service, rest = std::move(rest)](Result<SockAddr> addr) mutable {

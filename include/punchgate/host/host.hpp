@@ -89,6 +89,8 @@ class Host {
   std::map<std::string, StreamHandler> handlers_;
   std::unordered_map<PeerId, std::vector<ConnectionPtr>> conns_;
   std::vector<ConnectionObserver> observers_;
+  // Dials in flight by peer: later callers for the same peer wait for it instead of racing it.
+  std::unordered_map<PeerId, std::vector<std::function<void(Result<ConnectionPtr>)>>> dialing_;
   std::unique_ptr<IdentifyService> identify_;
   std::unique_ptr<PingService> ping_;
   struct Bootstrap {
