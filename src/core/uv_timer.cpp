@@ -16,8 +16,8 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()>
         auto* self = static_cast<Timer*>(t->data);
         if (self && self->cb_) {
           // Copy: the callback may restart or destroy the timer.
-          auto cb = self->cb_;
-          cb();
+          auto fn = self->cb_;
+          fn();
         }
       },
       timeout_ms, repeat_ms);

@@ -154,7 +154,9 @@ Result<std::optional<Identity>> try_load(const fs::path& path) {
     int err = errno;
     if (err == ENOENT) {
       struct stat lst {};
-      if (::lstat(path.c_str(), &lst) == 0)
+      // Only a dangling symlink counts: a regular file seen here was created by a concurrent
+      // creator after our open failed, and the caller's create step will load it.
+      if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
         return file_error(path, "is a symbolic link to a missing target (refusing to create through it)");
       return std::optional<Identity>();
     }

@@ -21,6 +21,7 @@ namespace {
 constexpr size_t kScidLen = 16;
 constexpr size_t kMaxUdpPayload = 1452;
 constexpr size_t kMaxPacketsPerFlush = 64;
+constexpr size_t kMaxGsoSegments = 40;  // 40 x 1452 stays under the 64 KiB UDP limit
 std::atomic<uint64_t> g_next_serial{1};
 
 uint64_t now_ns() { return uv_hrtime(); }
@@ -340,7 +341,8 @@ void QuicConnection::on_datagram(const SockAddr& remote, BytesView data) {
     }
     return;
   }
-  flush();
+  // Several datagrams may arrive in one receive batch: answer once, after the batch.
+  ep_.defer_flush(keep);
 }
 
 void QuicConnection::flush() {
@@ -355,7 +357,17 @@ void QuicConnection::flush() {
 }
 
 bool QuicConnection::write_loop(uint64_t now) {
-  std::array<uint8_t, kMaxUdpPayload> buf;
+  // Packets are written back to back; runs of equal-size packets leave as one GSO send.
+  std::array<uint8_t, kMaxPacketsPerFlush * kMaxUdpPayload> buf;
+  size_t batch_len = 0;
+  size_t segment = 0;
+  size_t in_batch = 0;
+  auto send_batch = [&] {
+    if (batch_len > 0) ep_.send_batch(params_.remote, buf.data(), batch_len, segment);
+    batch_len = 0;
+    segment = 0;
+    in_batch = 0;
+  };
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
@@ -384,8 +396,9 @@ bool QuicConnection::write_loop(uint64_t now) {
       for (size_t i = 0; i < nvec; ++i) total += vecs[i].len;
       if (s->fin_pending() && total == s->send_buffer().unsent()) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
     }
+    uint8_t* dest = buf.data() + batch_len;
     ngtcp2_ssize ndatalen = -1;
-    ngtcp2_ssize nwrite = ngtcp2_conn_writev_stream(conn(), &ps.path, &pi, buf.data(), buf.size(), &ndatalen, flags,
+    ngtcp2_ssize nwrite = ngtcp2_conn_writev_stream(conn(), &ps.path, &pi, dest, kMaxUdpPayload, &ndatalen, flags,
                                                     sid, vecs.data(), nvec, now);
     if (nwrite < 0) {
       switch (nwrite) {
@@ -404,6 +417,7 @@ bool QuicConnection::write_loop(uint64_t now) {
           if (!s->wants_send()) it = send_queue_.erase(it);
           continue;
         default:
+          send_batch();
           fail(static_cast<int>(nwrite), ngtcp2_strerror(static_cast<int>(nwrite)));
           return false;
       }
@@ -412,11 +426,20 @@ bool QuicConnection::write_loop(uint64_t now) {
       s->send_buffer().mark_sent(static_cast<size_t>(ndatalen));
       if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->send_buffer().unsent() == 0) s->mark_fin_sent();
     }
-    if (nwrite == 0) {
-      // Congestion- or flow-limited with data left, or nothing at all to send.
-      break;
+    if (nwrite == 0) break;  // congestion- or flow-limited, or nothing to send
+    auto len = static_cast<size_t>(nwrite);
+    if (segment != 0 && len > segment) {
+      // Larger than the batch's segment size: send the batch, then start a new one with it.
+      std::array<uint8_t, kMaxUdpPayload> tmp;
+      std::memcpy(tmp.data(), dest, len);
+      send_batch();
+      std::memcpy(buf.data(), tmp.data(), len);
     }
-    send_packet(buf.data(), static_cast<size_t>(nwrite));
+    if (segment == 0) segment = len;
+    batch_len += len;
+    ++in_batch;
+    // A short packet must end a GSO batch; the kernel also caps segments per send.
+    if (len < segment || in_batch >= kMaxGsoSegments || batch_len + kMaxUdpPayload > buf.size()) send_batch();
     if (s) {
       // Round-robin: move on to the next stream so one bulk stream cannot starve the others.
       if (it != send_queue_.end()) ++it;
@@ -424,17 +447,20 @@ bool QuicConnection::write_loop(uint64_t now) {
     }
     if (++packets >= max_packets) break;
   }
+  send_batch();
   ngtcp2_conn_update_pkt_tx_time(conn(), now);
   return true;
 }
 
-void QuicConnection::send_packet(const uint8_t* data, size_t len) { ep_.send(params_.remote, data, len); }
+void QuicConnection::send_packet(const uint8_t* data, size_t len) { ep_.send_batch(params_.remote, data, len, len); }
 
 void QuicConnection::arm_timer() {
   if (dead_) return;
   uint64_t expiry = ngtcp2_conn_get_expiry(conn());
   uint64_t now = now_ns();
-  uint64_t ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
+  // Round down: pacing wants sub-millisecond gaps, and a timer of 0 runs on the next loop turn
+  // (after pending I/O), which is the finest gap libuv offers.
+  uint64_t ms = expiry <= now ? 0 : (expiry - now) / NGTCP2_MILLISECONDS;
   timer_->start(ms, 0, [this] { on_timer(); });
 }
 

@@ -4,13 +4,21 @@
 #include "punchgate/transport/quic_transport.hpp"
 
 #include <ngtcp2/ngtcp2_crypto.h>
+#include <netinet/udp.h>
 #include <sodium.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace punchgate {
 
 namespace {
 
-constexpr size_t kRxBufSize = 64 * 1024;
+// recvmmsg: libuv splits the buffer into 64 KiB slots, one datagram each.
+constexpr size_t kRxSlots = 16;
+constexpr size_t kRxBufSize = kRxSlots * 64 * 1024;
 constexpr size_t kMaxResetsPerSecond = 100;
 constexpr size_t kMaxHandshaking = 1024;  // half-open connections before new Initials are dropped
 constexpr size_t kSocketBuffer = 4 * 1024 * 1024;
@@ -31,7 +39,7 @@ QuicEndpoint::~QuicEndpoint() {
 Result<std::unique_ptr<QuicEndpoint>> QuicEndpoint::bind(QuicTransport& transport, const SockAddr& addr) {
   auto ep = std::make_unique<QuicEndpoint>(transport);
   uv_udp_t* h = ep->udp_.get();
-  if (int rv = uv_udp_init_ex(transport.loop(), h, addr.get()->sa_family); rv != 0) {
+  if (int rv = uv_udp_init_ex(transport.loop(), h, addr.get()->sa_family | UV_UDP_RECVMMSG); rv != 0) {
     return make_error("udp socket: {}", uv_strerror(rv));
   }
   ep->udp_.mark_initialised();
@@ -55,19 +63,70 @@ Result<std::unique_ptr<QuicEndpoint>> QuicEndpoint::bind(QuicTransport& transpor
         buf->base = self->rxbuf_.get();
         buf->len = kRxBufSize;
       },
-      [](uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned) {
+      [](uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned recv_flags) {
         auto* self = static_cast<QuicEndpoint*>(handle->data);
-        if (self) self->on_recv(nread, buf, from);
+        if (!self) return;
+        // Datagrams of a recvmmsg batch come as CHUNKs and the batch ends with MMSG_FREE;
+        // a plain read is a batch of one.
+        self->in_recv_batch_ = (recv_flags & UV_UDP_MMSG_CHUNK) != 0;
+        if (!(recv_flags & UV_UDP_MMSG_FREE)) self->on_recv(nread, buf, from);
+        if (!self->in_recv_batch_) self->flush_deferred();
       });
   if (rv != 0) return make_error("udp receive: {}", uv_strerror(rv));
   return ep;
 }
 
-void QuicEndpoint::send(const SockAddr& remote, const uint8_t* data, size_t len) {
-  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(data)), static_cast<unsigned>(len));
-  int rv = uv_udp_try_send(udp_.get(), &b, 1, remote.get());
+void QuicEndpoint::send_batch(const SockAddr& remote, const uint8_t* data, size_t len, size_t segment) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(udp_.handle(), &fd) != 0) return;
+  iovec iov{const_cast<uint8_t*>(data), len};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(remote.get());
+  msg.msg_namelen = remote.len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
+  if (gso_ && len > segment) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    auto seg = static_cast<uint16_t>(segment);
+    std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  } else if (len > segment) {
+    for (size_t off = 0; off < len; off += segment) send_batch(remote, data + off, std::min(segment, len - off), segment);
+    return;
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &msg, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return;
+  if (msg.msg_control && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+    // No GSO on this path (old kernel, or a device without checksum offload): one by one.
+    spdlog::debug("udp gso unavailable error={}, sending packets one by one", strerror(errno));
+    gso_ = false;
+    send_batch(remote, data, len, segment);
+    return;
+  }
   // EAGAIN: the socket buffer is full. Dropping is correct for QUIC: loss recovery resends.
-  if (rv < 0 && rv != UV_EAGAIN) spdlog::debug("udp send failed error={}", uv_strerror(rv));
+  if (errno != EAGAIN) spdlog::debug("udp send failed error={}", strerror(errno));
+}
+
+void QuicEndpoint::defer_flush(std::shared_ptr<QuicConnection> c) {
+  if (!in_recv_batch_) {
+    c->flush();
+    return;
+  }
+  if (std::find(deferred_.begin(), deferred_.end(), c) == deferred_.end()) deferred_.push_back(std::move(c));
+}
+
+void QuicEndpoint::flush_deferred() {
+  auto pending = std::move(deferred_);
+  deferred_.clear();
+  for (auto& c : pending) c->flush();
 }
 
 void QuicEndpoint::on_recv(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr) {

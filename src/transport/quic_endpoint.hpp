@@ -23,7 +23,12 @@ class QuicEndpoint {
   QuicTransport& transport() { return transport_; }
 
   void dial(const SockAddr& remote, const PeerId& expected, QuicConnection::EstablishedFn cb);
-  void send(const SockAddr& remote, const uint8_t* data, size_t len);
+  void send(const SockAddr& remote, const uint8_t* data, size_t len) { send_batch(remote, data, len, len); }
+  // Sends packets laid out back to back, each `segment` bytes but the last (which may be
+  // shorter), as one UDP_SEGMENT (GSO) send where the kernel supports it.
+  void send_batch(const SockAddr& remote, const uint8_t* data, size_t len, size_t segment);
+  // Flushes `c` once the current receive batch has been processed.
+  void defer_flush(std::shared_ptr<QuicConnection> c);
 
   // Connection id bookkeeping (called by connections).
   void register_cid(BytesView cid, QuicConnection* c);
@@ -40,6 +45,7 @@ class QuicEndpoint {
   void on_recv(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr);
   void handle_unknown(const SockAddr& remote, BytesView pkt, const ngtcp2_version_cid& vc);
   void reap();
+  void flush_deferred();
 
   QuicTransport& transport_;
   UvHandle<uv_udp_t> udp_;
@@ -52,6 +58,9 @@ class QuicEndpoint {
   size_t resets_this_second_ = 0;
   uint64_t reset_window_start_ = 0;
   std::unique_ptr<char[]> rxbuf_;
+  std::vector<std::shared_ptr<QuicConnection>> deferred_;
+  bool in_recv_batch_ = false;
+  bool gso_ = true;
 };
 
 }  // namespace punchgate
