@@ -53,6 +53,25 @@ Result<Identity> load_identity(const Config& cfg) {
   return id;
 }
 
+// Loads the identity, creates the host and starts it (listen + bootstrap); errors are logged.
+std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc) {
+  auto id = load_identity(cfg);
+  if (!id) {
+    spdlog::error("{}", id.error().message);
+    return nullptr;
+  }
+  auto host = Host::create(loop, std::move(*id), std::move(hc));
+  if (!host) {
+    spdlog::error("cannot start: {}", host.error().message);
+    return nullptr;
+  }
+  if (auto st = (*host)->start(); !st) {
+    spdlog::error("cannot start: {}", st.error().message);
+    return nullptr;
+  }
+  return std::move(*host);
+}
+
 }  // namespace
 
 int run_id(const Config& cfg) {
@@ -66,42 +85,30 @@ int run_id(const Config& cfg) {
 }
 
 int run_node(const Config& cfg) {
-  auto id = load_identity(cfg);
-  if (!id) {
-    spdlog::error("{}", id.error().message);
-    return 1;
-  }
   EventLoop loop;
   HostConfig hc;
   hc.listen = cfg.listen;
   hc.bootstrap = cfg.bootstrap;
   hc.allow = cfg.allow;
-  auto host = Host::create(loop.get(), std::move(*id), hc);
-  if (!host) {
-    spdlog::error("cannot start: {}", host.error().message);
-    return 1;
-  }
-  TunnelManager tunnels(**host, cfg.exposes, cfg.tunnels);
-  if (auto st = (*host)->start(); !st) {
-    spdlog::error("cannot start: {}", st.error().message);
-    return 1;
-  }
+  auto host = start_host(cfg, loop.get(), hc);
+  if (!host) return 1;
+  TunnelManager tunnels(*host, cfg.exposes, cfg.tunnels);
   for (const ExposeSpec& e : cfg.exposes) spdlog::info("exposing service={} target={}", e.name, e.to_string());
   if (auto st = tunnels.start(); !st) {
     spdlog::error("cannot start: {}", st.error().message);
-    (*host)->shutdown("startup failed");
+    host->shutdown("startup failed");
     return 1;
   }
   auto on_signal = [&](int sig) {
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tunnels.shutdown();
-    (*host)->shutdown("node shutting down");
+    host->shutdown("node shutting down");
     uv_stop(loop.get());
   };
   SignalWatcher sigint(loop.get(), SIGINT, on_signal);
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);
   uv_run(loop.get(), UV_RUN_DEFAULT);
-  host->reset();
+  tunnels.shutdown();
   spdlog::info("stopped");
   return 0;
 }
@@ -109,26 +116,14 @@ int run_node(const Config& cfg) {
 namespace {
 
 int pipe_session(const Config& cfg) {
-  auto id = load_identity(cfg);
-  if (!id) {
-    spdlog::error("{}", id.error().message);
-    return 1;
-  }
   EventLoop loop;
   HostConfig hc;
   hc.listen = cfg.listen;
   hc.bootstrap = cfg.bootstrap;
   hc.ping_interval_ms = 0;
-  auto host_r = Host::create(loop.get(), std::move(*id), hc);
-  if (!host_r) {
-    spdlog::error("cannot start: {}", host_r.error().message);
-    return 1;
-  }
-  Host& host = **host_r;
-  if (auto st = host.start(); !st) {
-    spdlog::error("cannot start: {}", st.error().message);
-    return 1;
-  }
+  auto host_r = start_host(cfg, loop.get(), hc);
+  if (!host_r) return 1;
+  Host& host = *host_r;
   auto local = StdioLocalEnd::open(loop.get(), 0, 1);
   if (!local) {
     spdlog::error("pipe: {}", local.error().message);
@@ -175,7 +170,7 @@ int pipe_session(const Config& cfg) {
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);
   uv_run(loop.get(), UV_RUN_DEFAULT);
   bridge.reset();
-  host_r.value().reset();
+  host_r.reset();
   local_end.reset();
   return exit_code;
 }
@@ -190,25 +185,13 @@ int run_pipe(const Config& cfg) {
 }
 
 int run_ping(const Config& cfg) {
-  auto id = load_identity(cfg);
-  if (!id) {
-    spdlog::error("{}", id.error().message);
-    return 1;
-  }
   EventLoop loop;
   HostConfig hc;
   hc.listen = cfg.listen;
   hc.ping_interval_ms = 0;
-  auto host_r = Host::create(loop.get(), std::move(*id), hc);
-  if (!host_r) {
-    spdlog::error("cannot start: {}", host_r.error().message);
-    return 1;
-  }
-  Host& host = **host_r;
-  if (auto st = host.start(); !st) {
-    spdlog::error("cannot start: {}", st.error().message);
-    return 1;
-  }
+  auto host_r = start_host(cfg, loop.get(), hc);
+  if (!host_r) return 1;
+  Host& host = *host_r;
   const PeerId target = *cfg.ping_target.peer_id();
   int exit_code = 1;
   bool pings_done = false;
@@ -261,7 +244,7 @@ int run_ping(const Config& cfg) {
                      });
   });
   uv_run(loop.get(), UV_RUN_DEFAULT);
-  host_r.value().reset();
+  host_r.reset();
   return exit_code;
 }
 

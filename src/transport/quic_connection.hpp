@@ -26,6 +26,11 @@ namespace punchgate {
 class QuicEndpoint;
 class Timer;
 
+// The ngtcp2 callback table for a connection of `role` (quic_callbacks.cpp).
+ngtcp2_callbacks quic_callbacks(Endpoint role);
+ngtcp2_cid random_cid(size_t len);
+inline BytesView cid_view(const ngtcp2_cid& cid) { return view_of(cid.data, cid.datalen); }
+
 class QuicConnection final : public Connection, public std::enable_shared_from_this<QuicConnection> {
  public:
   // Fires once: the handshake completed and the peer is authenticated, or the connection failed.
@@ -81,6 +86,7 @@ class QuicConnection final : public Connection, public std::enable_shared_from_t
   void arm_timer();
   void on_timer();
   void after_io();
+  void send_connection_close(const ngtcp2_connection_close_error& ccerr);
   void fail(int liberr, const std::string& reason);
   void teardown(const std::string& reason);
   std::string close_reason_from_peer() const;
