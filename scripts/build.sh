@@ -12,6 +12,6 @@ case "$flavour" in
          ninja -C build-asan -j "$jobs" ;;
   fuzz)  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
                -DPUNCHGATE_FUZZ=ON -DPUNCHGATE_TESTS=OFF -DPUNCHGATE_BENCH=OFF >/dev/null
-         ninja -C build-fuzz -j "$jobs" ;;
+         ninja -C build-fuzz -j "$jobs" fuzzers ;;
   *) echo "usage: scripts/build.sh [plain|asan|fuzz]" >&2; exit 2 ;;
 esac
