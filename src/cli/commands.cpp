@@ -139,7 +139,7 @@ int pipe_session(const Config& cfg) {
   };
   const std::string peer = cfg.pipe_peer.to_base58();
   auto fail = [&](const std::string& why) {
-    spdlog::error("pipe failed peer={} service={} reason=\"{}\"", peer, cfg.pipe_service, why);
+    spdlog::error("pipe failed peer={} service={} reason={}", peer, cfg.pipe_service, log_quote(why));
     stop();
   };
   connector.connect(cfg.pipe_peer, [&](Result<ConnectionPtr> conn) {
@@ -153,9 +153,9 @@ int pipe_session(const Config& cfg) {
                        bridge = TcpBridge::start(std::move(local_end), t->stream, std::move(t->rest),
                                                  [&](const BridgeStats& st, const std::string& reason) {
                                                    spdlog::info("client tunnel closed peer={} service={} "
-                                                                "bytes_sent={} bytes_received={} reason=\"{}\"",
+                                                                "bytes_sent={} bytes_received={} reason={}",
                                                                 peer, cfg.pipe_service, st.bytes_to_stream,
-                                                                st.bytes_from_stream, reason);
+                                                                st.bytes_from_stream, log_quote(reason));
                                                    exit_code = reason == "closed" ? 0 : 1;
                                                    stop();
                                                  });

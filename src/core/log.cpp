@@ -31,6 +31,22 @@ std::string level_from_rust_log(std::string_view spec) {
 
 }  // namespace
 
+std::string log_quote(std::string_view text) {
+  constexpr size_t kMaxShown = 512;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    auto u = static_cast<uint8_t>(text[i]);
+    if (u < 0x20 || u >= 0x7f || u == '"' || u == '\\') {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  out.push_back('"');
+  if (text.size() > kMaxShown) out += fmt::format("...({} bytes)", text.size());
+  return out;
+}
+
 void init_logging() {
   auto logger = spdlog::stderr_color_mt("punchgate");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);

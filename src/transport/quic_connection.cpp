@@ -172,6 +172,12 @@ void QuicConnection::extend_stream_window(int64_t stream_id, size_t n) {
   request_flush();
 }
 
+void QuicConnection::extend_connection_window(size_t n) {
+  if (dead_) return;
+  ngtcp2_conn_extend_max_offset(conn(), n);
+  request_flush();
+}
+
 void QuicConnection::reset_stream(int64_t stream_id, uint64_t code) {
   if (dead_) return;
   send_queue_.erase(stream_id);

@@ -74,6 +74,7 @@ class QuicConnection final : public Connection, public std::enable_shared_from_t
   // From QuicStream.
   void request_flush();
   void extend_stream_window(int64_t stream_id, size_t n);
+  void extend_connection_window(size_t n);
   void reset_stream(int64_t stream_id, uint64_t code);
 
  private:

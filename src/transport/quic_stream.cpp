@@ -4,6 +4,9 @@
 
 namespace punchgate {
 
+QuicStream::QuicStream(QuicConnection* conn, int64_t id)
+    : conn_(conn), owner_(conn->weak_from_this()), id_(id), send_(kSendCapacity) {}
+
 void QuicStream::set_handlers(Handlers h) {
   handlers_ = std::move(h);
   has_handlers_ = true;
@@ -47,7 +50,14 @@ void QuicStream::reset(uint64_t code) {
 }
 
 void QuicStream::consume(size_t n) {
-  if (conn_ && n > 0) conn_->extend_stream_window(id_, n);
+  if (n == 0) return;
+  if (conn_) {
+    conn_->extend_stream_window(id_, n);
+  } else if (auto c = owner_.lock()) {
+    // The stream closed before its reader finished with the bytes (e.g. a TCP write still in
+    // flight). The connection-wide window must still reopen, or the whole connection stalls.
+    c->extend_connection_window(n);
+  }
 }
 
 void QuicStream::on_recv(BytesView data, bool fin) {

@@ -15,7 +15,7 @@ class QuicStream final : public Stream, public std::enable_shared_from_this<Quic
  public:
   static constexpr size_t kSendCapacity = 1024 * 1024;
 
-  QuicStream(QuicConnection* conn, int64_t id) : conn_(conn), id_(id), send_(kSendCapacity) {}
+  QuicStream(QuicConnection* conn, int64_t id);
 
   // Stream interface.
   int64_t id() const override { return id_; }
@@ -45,7 +45,8 @@ class QuicStream final : public Stream, public std::enable_shared_from_this<Quic
   void dispatch();
 
  private:
-  QuicConnection* conn_;
+  QuicConnection* conn_;                 // null once the stream is closed or detached
+  std::weak_ptr<QuicConnection> owner_;  // outlives conn_: late consume() still credits the connection
   int64_t id_;
   Handlers handlers_;
   SendBuffer send_;

@@ -35,7 +35,11 @@ const ExposeSpec* ExposedServices::find(const std::string& name, TunnelTransport
 }
 
 void ExposedServices::reject(const NegotiatedStream& ns, const std::string& service, const std::string& reason) {
-  spdlog::warn("tunnel rejected peer={} service={} reason=\"{}\"", ns.conn->remote_peer().to_base58(), service, reason);
+  // Both come (in part) from the peer: quoted and escaped so they cannot forge log lines.
+  // A valid name is plain [A-Za-z0-9._-]; anything else came from the peer and is escaped.
+  std::string shown = validate_service_name(service) ? service : log_quote(service);
+  spdlog::warn("tunnel rejected peer={} service={} reason={}", ns.conn->remote_peer().to_base58(), shown,
+               log_quote(reason));
   Bytes resp = encode_tunnel_response(TunnelResponse{false, reason});
   ns.stream->write(resp);
   ns.stream->shutdown_write();
@@ -44,6 +48,9 @@ void ExposedServices::reject(const NegotiatedStream& ns, const std::string& serv
 void ExposedServices::on_tcp_stream(NegotiatedStream ns) {
   read_tunnel_request(host_, std::move(ns), [this, alive = alive_](NegotiatedStream s, TunnelRequest req, Bytes rest) {
     if (!*alive) return s.stream->reset(0);
+    if (auto valid = validate_service_name(req.service_name); !valid) {
+      return reject(s, req.service_name, "invalid service name");
+    }
     spdlog::info("tunnel request peer={} service={}", s.conn->remote_peer().to_base58(), req.service_name);
     const ExposeSpec* spec = find(req.service_name, TunnelTransport::Tcp);
     if (!spec) return reject(s, req.service_name, fmt::format("unknown service {}", req.service_name));
@@ -71,8 +78,8 @@ void ExposedServices::accept_tcp(NegotiatedStream ns, const ExposeSpec& spec, By
                           std::move(*tcp), ns.stream, std::move(rest),
                           [this, alive, peer, service, holder](const BridgeStats& st, const std::string& reason) {
                             spdlog::info("tunnel closed peer={} service={} bytes_to_service={} "
-                                         "bytes_from_service={} reason=\"{}\"",
-                                         peer, service, st.bytes_from_stream, st.bytes_to_stream, reason);
+                                         "bytes_from_service={} reason={}",
+                                         peer, service, st.bytes_from_stream, st.bytes_to_stream, log_quote(reason));
                             if (*alive && *holder) bridges_.erase(*holder);
                             holder->reset();
                           });
@@ -88,6 +95,9 @@ void ExposedServices::accept_tcp(NegotiatedStream ns, const ExposeSpec& spec, By
 void ExposedServices::on_udp_stream(NegotiatedStream ns) {
   read_tunnel_request(host_, std::move(ns), [this, alive = alive_](NegotiatedStream s, TunnelRequest req, Bytes rest) {
     if (!*alive) return s.stream->reset(0);
+    if (auto valid = validate_service_name(req.service_name); !valid) {
+      return reject(s, req.service_name, "invalid service name");
+    }
     spdlog::info("tunnel request peer={} service={} transport=udp", s.conn->remote_peer().to_base58(),
                  req.service_name);
     const ExposeSpec* spec = find(req.service_name, TunnelTransport::Udp);
@@ -102,8 +112,8 @@ void ExposedServices::on_udp_stream(NegotiatedStream ns) {
                           host_.loop(), s.stream, *addr, std::move(rest),
                           [this, alive, peer, service](UdpServiceFlow* f, const std::string& reason) {
                             spdlog::info("tunnel closed peer={} service={} transport=udp bytes_to_service={} "
-                                         "bytes_from_service={} reason=\"{}\"",
-                                         peer, service, f->bytes_to_target(), f->bytes_from_target(), reason);
+                                         "bytes_from_service={} reason={}",
+                                         peer, service, f->bytes_to_target(), f->bytes_from_target(), log_quote(reason));
                             if (!*alive) return;
                             std::erase_if(udp_flows_, [f](const auto& p) { return p.get() == f; });
                           });

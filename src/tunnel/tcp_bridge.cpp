@@ -29,6 +29,7 @@ struct TcpBridge::WriteReq {
   uv_write_t req{};
   std::weak_ptr<TcpBridge> owner;
   Bytes data;
+  bool consume = true;
 };
 
 std::shared_ptr<TcpBridge> TcpBridge::start(std::unique_ptr<LocalEnd> local, StreamPtr stream, Bytes initial,
@@ -46,6 +47,9 @@ void TcpBridge::begin(Bytes initial) {
   local_->reader()->data = this;
   local_->writer()->data = this;
   std::weak_ptr<TcpBridge> weak = self_;
+  // Bytes that came with the negotiation go out first: installing the handlers can deliver a
+  // FIN at once, which shuts our write side. They were consumed by the negotiation reader.
+  if (!initial.empty()) write_local(initial, false);
   stream_->set_manual_consume(true);
   stream_->set_handlers({
       .on_data = [weak](BytesView d) { if (auto s = weak.lock()) s->on_stream_data(d); },
@@ -60,7 +64,6 @@ void TcpBridge::begin(Bytes initial) {
             }
           },
   });
-  if (!initial.empty()) on_stream_data(initial);
   start_reading();
 }
 
@@ -123,16 +126,19 @@ void TcpBridge::flush_pending_to_stream() {
   start_reading();
 }
 
-void TcpBridge::on_stream_data(BytesView d) {
+void TcpBridge::on_stream_data(BytesView d) { write_local(d, true); }
+
+void TcpBridge::write_local(BytesView d, bool consume) {
   if (finished_) return;
   auto req = std::make_unique<WriteReq>();
   req->owner = self_;
+  req->consume = consume;
   req->data.assign(d);
   uv_buf_t b = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   req->req.data = req.get();
   int rv = uv_write(&req->req, local_->writer(), &b, 1, [](uv_write_t* w, int status) {
     std::unique_ptr<WriteReq> owned(static_cast<WriteReq*>(w->data));
-    if (auto s = owned->owner.lock()) s->on_write_done(owned->data.size(), status);
+    if (auto s = owned->owner.lock()) s->on_write_done(owned->data.size(), status, owned->consume);
   });
   if (rv != 0) {
     stream_->reset(kTcpErrorCode);
@@ -143,7 +149,7 @@ void TcpBridge::on_stream_data(BytesView d) {
   ++writes_in_flight_;
 }
 
-void TcpBridge::on_write_done(size_t n, int status) {
+void TcpBridge::on_write_done(size_t n, int status, bool consume) {
   --writes_in_flight_;
   if (finished_) return;
   if (status != 0) {
@@ -152,7 +158,7 @@ void TcpBridge::on_write_done(size_t n, int status) {
     return;
   }
   stats_.bytes_from_stream += n;
-  stream_->consume(n);  // reopen the peer's window only now: this is the backpressure
+  if (consume) stream_->consume(n);  // reopen the peer's window only now: this is the backpressure
 }
 
 void TcpBridge::on_stream_fin() {

@@ -70,7 +70,8 @@ class TcpBridge : public std::enable_shared_from_this<TcpBridge> {
   void on_stream_data(BytesView d);
   void on_stream_fin();
   void on_stream_reset(uint64_t code);
-  void on_write_done(size_t n, int status);
+  void write_local(BytesView d, bool consume);
+  void on_write_done(size_t n, int status, bool consume);
   void maybe_finish();
   void finish(const std::string& reason);
 

@@ -53,7 +53,7 @@ void TcpTunnelListener::on_accept() {
 void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried) {
   std::string peer = spec_.peer.to_base58();
   auto fail = [peer, service = spec_.service](const std::shared_ptr<UvHandle<uv_tcp_t>>& c, const std::string& why) {
-    spdlog::warn("client tunnel failed peer={} service={} reason=\"{}\"", peer, service, why);
+    spdlog::warn("client tunnel failed peer={} service={} reason={}", peer, service, log_quote(why));
     c->close();
   };
   connector_.connect(spec_.peer, [this, alive = alive_, client, retried, fail, peer](Result<ConnectionPtr> conn) {
@@ -73,8 +73,8 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                        if (!*alive) return;
                        if (!t) {
                          if (rejected) {
-                           spdlog::warn("tunnel rejected peer={} service={} reason=\"{}\"", peer, spec_.service,
-                                        t.error().message);
+                           spdlog::warn("tunnel rejected peer={} service={} reason={}", peer, spec_.service,
+                                        log_quote(t.error().message));
                            client->close();
                            return;
                          }
@@ -89,8 +89,8 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                            [this, alive, peer, service = spec_.service, holder](const BridgeStats& st,
                                                                                  const std::string& reason) {
                              spdlog::info("client tunnel closed peer={} service={} bytes_sent={} bytes_received={} "
-                                          "reason=\"{}\"",
-                                          peer, service, st.bytes_to_stream, st.bytes_from_stream, reason);
+                                          "reason={}",
+                                          peer, service, st.bytes_to_stream, st.bytes_from_stream, log_quote(reason));
                              if (*alive && *holder) bridges_.erase(*holder);
                              holder->reset();
                            });

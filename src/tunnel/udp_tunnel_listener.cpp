@@ -104,8 +104,8 @@ void UdpTunnelListener::open_flow(const SockAddr& from, const std::shared_ptr<Fl
   auto fail = [peer, service = spec_.service, weak](const std::string& why, bool rejected) {
     if (auto f = weak.lock()) f->failed = true;
     // Logged once per flow; the flow then drops datagrams until it expires.
-    spdlog::warn("{} peer={} service={} transport=udp reason=\"{}\"",
-                 rejected ? "tunnel rejected" : "client tunnel failed", peer, service, why);
+    spdlog::warn("{} peer={} service={} transport=udp reason={}",
+                 rejected ? "tunnel rejected" : "client tunnel failed", peer, service, log_quote(why));
   };
   connector_.connect(spec_.peer, [this, alive = alive_, from, weak, fail](Result<ConnectionPtr> conn) {
     if (!*alive || weak.expired()) return;

@@ -1,0 +1,424 @@
+// js-libp2p side of punchgate's tunnel interop tests (/punchgate/tunnel/1.0.0).
+//
+//   node js-tunnel.mjs serve [--echo-port P] [--port 0] [--reject-reason STR]
+//       A js node handling /punchgate/tunnel/1.0.0 itself. Service "echo" is
+//       accepted: bytes go to a TCP connection to 127.0.0.1:P (or, without
+//       --echo-port, are echoed by this script). Any other service is rejected
+//       (reason: STR if given, else 'js-tunnel: unknown service "NAME"').
+//   node js-tunnel.mjs dial <multiaddr-with-/p2p/> <service> [--data-bytes N] [--timeout S]
+//       Dial, open /punchgate/tunnel/1.0.0, send the request, read the
+//       response; if accepted send N deterministic bytes (see dataChunk()),
+//       half-close, read the echo until the remote end closes.
+//
+// Wire format: dialer writes u32be length + JSON {"service_name":"…"}; the
+// listener answers u32be length + {"accepted":true} or
+// {"accepted":false,"reason":"…"}; then raw bytes both ways.
+//
+// stdout: JSON lines.
+//   serve: {"event":"listening","peerId":…,"addrs":[…]}
+//          {"event":"request","peerId":…,"service":…,"accepted":bool}
+//          {"event":"tunnel-closed","peerId":…,"service":…,"bytes_in":n,"bytes_out":n,"error":…|null}
+//   dial:  {"event":"started","peerId":…}
+//          {"event":"done","accepted":bool,"reason":…|null,"bytes_sent":n,"bytes_received":n,
+//           "sha256_sent":hex,"sha256_received":hex}                      (exit 0)
+//          {"event":"error","message":…}                                   (exit 1)
+// stderr: diagnostics.
+//
+// Deterministic data: byte stream = concat over j = 0,1,2,… of
+// sha256("punchgate-tunnel-" + j) (32 bytes each), cut to N bytes.
+
+import './polyfill.mjs'
+
+import { createHash } from 'node:crypto'
+import net from 'node:net'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { quic } from '@chainsafe/libp2p-quic'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+
+const PROTOCOL = '/punchgate/tunnel/1.0.0'
+const MAX_FRAME = 64 * 1024
+const STOP_TIMEOUT_MS = 5_000
+
+// ---------------------------------------------------------------- output
+
+function emit (obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+function log (...args) {
+  const msg = args.map(a => (a instanceof Error ? (a.stack ?? a.message) : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
+  process.stderr.write(`[js-tunnel ${new Date().toISOString()}] ${msg}\n`)
+}
+
+let exiting = false
+async function exit (code) {
+  if (exiting) return
+  exiting = true
+  await new Promise(resolve => process.stdout.write('', () => resolve()))
+  await new Promise(resolve => process.stderr.write('', () => resolve()))
+  process.exit(code)
+}
+
+function errorMessage (err) {
+  if (err == null) return 'unknown error'
+  const parts = [err.name && err.name !== 'Error' ? `${err.name}: ${err.message}` : String(err.message ?? err)]
+  if (Array.isArray(err.errors)) for (const e of err.errors) parts.push(errorMessage(e))
+  if (err.cause != null && err.cause !== err) parts.push(`cause: ${errorMessage(err.cause)}`)
+  return parts.join('; ')
+}
+
+async function fail (err) {
+  const message = typeof err === 'string' ? err : errorMessage(err)
+  if (typeof err !== 'string') log('error:', err)
+  emit({ event: 'error', message })
+  await exit(1)
+}
+
+function parseArgs (argv) {
+  const opts = { _: [] }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=')
+      if (eq !== -1) {
+        opts[a.slice(2, eq)] = a.slice(eq + 1)
+      } else {
+        if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`)
+        opts[a.slice(2)] = argv[++i]
+      }
+    } else {
+      opts._.push(a)
+    }
+  }
+  return opts
+}
+
+function intOpt (opts, key, def, min, max) {
+  if (opts[key] == null) return def
+  const v = Number(opts[key])
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`invalid --${key}: ${opts[key]}`)
+  return v
+}
+
+// ---------------------------------------------------------------- stream helpers
+
+function toBytes (data) {
+  // Uint8Array or Uint8ArrayList (whose subarray() returns one Uint8Array)
+  return data instanceof Uint8Array ? data : data.subarray()
+}
+
+// Buffered reader over a libp2p 3.x stream. Listeners are attached at once:
+// 'message' events dispatched while nobody listens are lost.
+class StreamReader {
+  constructor (stream) {
+    this.chunks = []
+    this.ended = false
+    this.error = null
+    this.waiter = null
+    stream.addEventListener('message', (evt) => { this.chunks.push(toBytes(evt.data)); this.wake() })
+    stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.wake() })
+    stream.addEventListener('close', (evt) => {
+      this.ended = true
+      if (evt.error != null && this.error == null) this.error = evt.error
+      this.wake()
+    })
+  }
+
+  wake () {
+    const w = this.waiter
+    this.waiter = null
+    if (w != null) w()
+  }
+
+  // next chunk, or null at the end of the stream (throws if it was aborted)
+  async read () {
+    while (true) {
+      if (this.chunks.length > 0) return this.chunks.shift()
+      if (this.error != null) throw this.error
+      if (this.ended) return null
+      await new Promise(resolve => { this.waiter = resolve })
+    }
+  }
+
+  async readExact (n) {
+    const out = new Uint8Array(n)
+    let have = 0
+    while (have < n) {
+      const c = await this.read()
+      if (c == null) throw new Error(`stream ended after ${have} of ${n} bytes`)
+      const take = Math.min(c.length, n - have)
+      out.set(c.subarray(0, take), have)
+      have += take
+      if (take < c.length) this.chunks.unshift(c.subarray(take))
+    }
+    return out
+  }
+}
+
+async function send (stream, data) {
+  if (!stream.send(data)) await stream.onDrain()
+}
+
+function frame (obj) {
+  const body = new TextEncoder().encode(JSON.stringify(obj))
+  const out = new Uint8Array(4 + body.length)
+  new DataView(out.buffer).setUint32(0, body.length, false)
+  out.set(body, 4)
+  return out
+}
+
+async function readFrame (reader) {
+  const hdr = await reader.readExact(4)
+  const len = new DataView(hdr.buffer, hdr.byteOffset, 4).getUint32(0, false)
+  if (len > MAX_FRAME) throw new Error(`frame length ${len} exceeds ${MAX_FRAME}`)
+  const body = await reader.readExact(len)
+  return JSON.parse(new TextDecoder().decode(body))
+}
+
+function dataChunk (j) {
+  return createHash('sha256').update(`punchgate-tunnel-${j}`).digest()
+}
+
+// ---------------------------------------------------------------- node
+
+async function createNode (listen) {
+  return createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen },
+    // see js-peer.mjs: the pinned native binding needs shutdownTimeout
+    transports: [quic({ shutdownTimeout: 2_000 })],
+    services: { identify: identify() }
+  })
+}
+
+async function stopNode (node) {
+  let timer
+  try {
+    await Promise.race([
+      node.stop(),
+      new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('node.stop() timed out')), STOP_TIMEOUT_MS) })
+    ])
+  } catch (err) {
+    log('stop:', err)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+// ---------------------------------------------------------------- serve
+
+async function serveTunnel (stream, connection, echoPort, rejectReason) {
+  const peer = connection.remotePeer.toString()
+  const reader = new StreamReader(stream)
+  let service = null
+  let bytesIn = 0
+  let bytesOut = 0
+  try {
+    const req = await readFrame(reader)
+    service = req?.service_name
+    if (service !== 'echo') {
+      const reason = rejectReason ?? `js-tunnel: unknown service ${JSON.stringify(service)}`
+      emit({ event: 'request', peerId: peer, service, accepted: false })
+      await send(stream, frame({ accepted: false, reason }))
+      await stream.close()
+      return
+    }
+    let sock = null
+    if (echoPort != null) {
+      sock = net.connect({ host: '127.0.0.1', port: echoPort })
+      try {
+        await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+      } catch (err) {
+        const reason = `js-tunnel: connect to 127.0.0.1:${echoPort} failed: ${err.message}`
+        emit({ event: 'request', peerId: peer, service, accepted: false })
+        await send(stream, frame({ accepted: false, reason }))
+        await stream.close()
+        return
+      }
+    }
+    emit({ event: 'request', peerId: peer, service, accepted: true })
+    await send(stream, frame({ accepted: true }))
+
+    if (sock == null) {
+      // echo ourselves: everything read goes straight back; FIN after the remote's FIN
+      while (true) {
+        const c = await reader.read()
+        if (c == null) break
+        bytesIn += c.length
+        await send(stream, c)
+        bytesOut += c.length
+      }
+      await stream.close()
+    } else {
+      // stream -> tcp
+      const toTcp = (async () => {
+        while (true) {
+          const c = await reader.read()
+          if (c == null) break
+          bytesIn += c.length
+          if (!sock.write(c)) await new Promise(resolve => sock.once('drain', resolve))
+        }
+        sock.end()
+      })()
+      // tcp -> stream
+      const fromTcp = (async () => {
+        for await (const c of sock) {
+          bytesOut += c.length
+          await send(stream, c)
+        }
+        await stream.close()
+      })()
+      try {
+        await Promise.all([toTcp, fromTcp])
+      } finally {
+        sock.destroy()
+      }
+    }
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: null })
+  } catch (err) {
+    log('tunnel error:', err)
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: errorMessage(err) })
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+}
+
+async function modeServe (opts) {
+  const port = intOpt(opts, 'port', 0, 0, 65535)
+  const echoPort = opts['echo-port'] == null ? null : intOpt(opts, 'echo-port', 0, 1, 65535)
+  const node = await createNode([`/ip4/127.0.0.1/udp/${port}/quic-v1`])
+  await node.handle(PROTOCOL, (stream, connection) => {
+    serveTunnel(stream, connection, echoPort, opts['reject-reason'] ?? null).catch(err => log('serveTunnel:', err))
+  }, { maxInboundStreams: 256 })
+
+  let stopping = false
+  const onSignal = async (sig) => {
+    if (stopping) return
+    stopping = true
+    log(`received ${sig}, stopping`)
+    await stopNode(node)
+    emit({ event: 'stopped' })
+    await exit(0)
+  }
+  process.on('SIGTERM', () => { onSignal('SIGTERM') })
+  process.on('SIGINT', () => { onSignal('SIGINT') })
+
+  await node.start()
+  const addrs = node.getMultiaddrs().map(a => a.toString())
+  log(`listening peer=${node.peerId} addrs=${addrs.join(',')}`)
+  emit({ event: 'listening', peerId: node.peerId.toString(), addrs })
+}
+
+// ---------------------------------------------------------------- dial
+
+async function modeDial (opts) {
+  const target = opts._[1]
+  const service = opts._[2]
+  if (target == null || service == null) throw new Error('usage: js-tunnel.mjs dial <multiaddr/p2p/ID> <service> [--data-bytes N]')
+  const total = intOpt(opts, 'data-bytes', 0, 0, 2 ** 40)
+  const timeoutS = intOpt(opts, 'timeout', 60, 1, 3600)
+  const watchdog = setTimeout(() => { fail(`dial mode timed out after ${timeoutS}s`) }, timeoutS * 1000)
+
+  const node = await createNode([])
+  emit({ event: 'started', peerId: node.peerId.toString() })
+  try {
+    log(`dialing ${target}`)
+    const stream = await node.dialProtocol(multiaddr(target), PROTOCOL, { signal: AbortSignal.timeout(15_000) })
+    const reader = new StreamReader(stream)
+    await send(stream, frame({ service_name: service }))
+    const resp = await readFrame(reader)
+    log('response:', resp)
+    const result = {
+      event: 'done',
+      accepted: resp.accepted === true,
+      reason: resp.reason ?? null,
+      bytes_sent: 0,
+      bytes_received: 0,
+      sha256_sent: null,
+      sha256_received: null
+    }
+    if (result.accepted) {
+      const sentHash = createHash('sha256')
+      const recvHash = createHash('sha256')
+      const sender = (async () => {
+        let j = 0
+        let left = total
+        const batch = []
+        while (left > 0) {
+          // ~32 KiB per send()
+          let n = 0
+          batch.length = 0
+          while (n < 32 * 1024 && left > 0) {
+            let c = dataChunk(j++)
+            if (c.length > left) c = c.subarray(0, left)
+            batch.push(c)
+            n += c.length
+            left -= c.length
+          }
+          const buf = Buffer.concat(batch)
+          sentHash.update(buf)
+          await send(stream, buf)
+          result.bytes_sent += buf.length
+        }
+        await stream.close() // half-close: FIN after the data
+      })()
+      const receiver = (async () => {
+        while (true) {
+          const c = await reader.read()
+          if (c == null) break
+          recvHash.update(c)
+          result.bytes_received += c.length
+        }
+      })()
+      await Promise.all([sender, receiver])
+      result.sha256_sent = sentHash.digest('hex')
+      result.sha256_received = recvHash.digest('hex')
+    } else {
+      // the listener closes after a rejection: expect the end, no data
+      let extra = 0
+      while (true) {
+        const c = await reader.read()
+        if (c == null) break
+        extra += c.length
+      }
+      result.bytes_received = extra
+      await stream.close().catch(() => {})
+    }
+    clearTimeout(watchdog)
+    emit(result)
+  } catch (err) {
+    clearTimeout(watchdog)
+    await stopNode(node)
+    await fail(err)
+    return
+  }
+  await stopNode(node)
+  await exit(0)
+}
+
+// ---------------------------------------------------------------- main
+
+let mode = null
+process.on('unhandledRejection', (err) => {
+  log('unhandled rejection:', err)
+  if (mode !== 'serve') fail(err)
+})
+process.on('uncaughtException', (err) => {
+  log('uncaught exception:', err)
+  if (mode !== 'serve') fail(err)
+})
+
+try {
+  const opts = parseArgs(process.argv.slice(2))
+  mode = opts._[0]
+  if (mode === 'serve') {
+    await modeServe(opts)
+  } else if (mode === 'dial') {
+    await modeDial(opts)
+  } else {
+    throw new Error('usage: js-tunnel.mjs serve [--echo-port P] [--port 0] | dial <multiaddr/p2p/ID> <service> [--data-bytes N] [--timeout S]')
+  }
+} catch (err) {
+  await fail(err)
+}
