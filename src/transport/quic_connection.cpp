@@ -74,7 +74,9 @@ Status QuicConnection::start() {
   tp.initial_max_stream_data_bidi_remote = 1024 * 1024;
   tp.initial_max_stream_data_uni = 0;
   tp.initial_max_data = 4 * 1024 * 1024;
-  tp.initial_max_streams_bidi = 1024;
+  // Each tunnelled TCP connection is a stream: allow many idle ones (10,000+), bounded so a
+  // peer cannot make us hold unlimited stream state.
+  tp.initial_max_streams_bidi = 16384;
   tp.initial_max_streams_uni = 0;
   tp.max_idle_timeout = cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
   tp.active_connection_id_limit = 4;
