@@ -1,5 +1,7 @@
 #include "cli/commands.hpp"
 
+#include "cli/event_loop.hpp"
+
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/crypto/identity.hpp"
@@ -7,10 +9,13 @@
 #include "punchgate/host/identify_service.hpp"
 #include "punchgate/host/ping_service.hpp"
 #include "punchgate/host/protocol_ids.hpp"
+#include "punchgate/discovery/mdns_service.hpp"
+#include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
 #include "tunnel/peer_connector.hpp"
 #include "tunnel/stdio_local_end.hpp"
 #include "tunnel/tunnel_handshake.hpp"
+#include "tunnel/tunnel_target.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -20,38 +25,13 @@ namespace punchgate {
 
 namespace {
 
-// One libuv loop for the process, drained on exit so every handle's memory is released.
-class EventLoop {
- public:
-  EventLoop() { uv_loop_init(&loop_); }
-  ~EventLoop() {
-    // Run until only handles nobody is closing remain: those belong to objects still alive (a
-    // leak), and waiting for their timers would only delay the exit.
-    for (int i = 0; i < 100 && closing_handles() > 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
-    uv_walk(
-        &loop_,
-        [](uv_handle_t* h, void*) {
-          if (!uv_is_closing(h)) spdlog::debug("handle still open at exit type={}", uv_handle_type_name(h->type));
-        },
-        nullptr);
-    uv_loop_close(&loop_);
-  }
-  uv_loop_t* get() { return &loop_; }
-
- private:
-  size_t closing_handles() {
-    size_t n = 0;
-    uv_walk(&loop_, [](uv_handle_t* h, void* arg) { *static_cast<size_t*>(arg) += uv_is_closing(h) ? 1 : 0; }, &n);
-    return n;
-  }
-  uv_loop_t loop_{};
-};
-
 Result<Identity> load_identity(const Config& cfg) {
   auto id = Identity::load_or_create(cfg.identity_path);
   if (!id) return make_error("{}", id.error().message);
   return id;
 }
+
+}  // namespace
 
 // Loads the identity, creates the host and starts it (listen + bootstrap); errors are logged.
 std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc) {
@@ -72,8 +52,6 @@ std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig 
   return std::move(*host);
 }
 
-}  // namespace
-
 int run_id(const Config& cfg) {
   auto id = load_identity(cfg);
   if (!id) {
@@ -92,8 +70,19 @@ int run_node(const Config& cfg) {
   hc.allow = cfg.allow;
   auto host = start_host(cfg, loop.get(), hc);
   if (!host) return 1;
-  TunnelManager tunnels(*host, cfg.exposes, cfg.tunnels);
-  for (const ExposeSpec& e : cfg.exposes) spdlog::info("exposing service={} target={}", e.name, e.to_string());
+  KadService kad(*host, KadConfig{});
+  std::unique_ptr<MdnsService> mdns;
+  if (cfg.mdns) {
+    auto m = MdnsService::start(*host, MdnsConfig{});
+    // A LAN convenience: without it the node still works through the DHT, so only warn.
+    if (!m) spdlog::warn("mdns unavailable reason={}", log_quote(m.error().message));
+    else mdns = std::move(*m);
+  }
+  TunnelManager tunnels(*host, &kad, cfg.exposes, cfg.tunnels);
+  for (const ExposeSpec& e : cfg.exposes) {
+    spdlog::info("exposing service={} target={}", e.name, e.to_string());
+    kad.provide(service_provider_key(e.name), nullptr);
+  }
   if (auto st = tunnels.start(); !st) {
     spdlog::error("cannot start: {}", st.error().message);
     host->shutdown("startup failed");
@@ -102,6 +91,8 @@ int run_node(const Config& cfg) {
   auto on_signal = [&](int sig) {
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tunnels.shutdown();
+    if (mdns) mdns->stop();
+    kad.stop();
     host->shutdown("node shutting down");
     uv_stop(loop.get());
   };
@@ -109,6 +100,8 @@ int run_node(const Config& cfg) {
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);
   uv_run(loop.get(), UV_RUN_DEFAULT);
   tunnels.shutdown();
+  if (mdns) mdns->stop();
+  kad.stop();
   spdlog::info("stopped");
   return 0;
 }
@@ -132,7 +125,7 @@ int pipe_session(const Config& cfg) {
   int exit_code = 1;
   std::unique_ptr<LocalEnd> local_end = std::move(*local);
   std::shared_ptr<TcpBridge> bridge;
-  PeerConnector connector(host);
+  PeerConnector connector(host, nullptr);
   auto stop = [&] {
     host.shutdown("pipe finished");
     uv_stop(loop.get());

@@ -1,10 +1,13 @@
 #include "cli/config.hpp"
 
+#include "punchgate/kad/kad_message.hpp"
+
 #include "punchgate/host/protocol_ids.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <map>
 
 namespace punchgate {
 
@@ -64,6 +67,55 @@ Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what) {
   return m;
 }
 
+Result<Bytes> parse_dht_key(const std::string& text) {
+  if (text.empty()) return make_error("invalid dht key: it is empty");
+  if (text.size() > kMaxKadKeySize * 2 + 4) return make_error("invalid dht key: longer than {} bytes", kMaxKadKeySize);
+  if (!text.starts_with("hex:")) {
+    if (text.size() > kMaxKadKeySize) return make_error("invalid dht key: longer than {} bytes", kMaxKadKeySize);
+    return Bytes(text);
+  }
+  auto out = from_hex(std::string_view(text).substr(4));
+  if (!out || out->empty()) {
+    return make_error("invalid dht key \"{}\": hex: needs an even, non-zero number of hex digits", text);
+  }
+  return *out;
+}
+
+namespace {
+
+Status parse_dht_operation(const std::string& op, const std::vector<std::string>& args, Config& cfg) {
+  static const std::map<std::string, std::pair<DhtOp, size_t>> kOps = {
+      {"find-providers", {DhtOp::FindProviders, 1}}, {"provide", {DhtOp::Provide, 1}}, {"put", {DhtOp::Put, 2}},
+      {"get", {DhtOp::Get, 1}}, {"find-peer", {DhtOp::FindPeer, 1}}};
+  auto it = kOps.find(op);
+  if (it == kOps.end()) {
+    return make_error("invalid dht operation \"{}\": expected find-providers, provide, put, get or find-peer", op);
+  }
+  auto [kind, nargs] = it->second;
+  if (args.size() != nargs) {
+    return make_error("dht {} takes {} argument{} ({} given)", op, nargs, nargs == 1 ? "" : "s", args.size());
+  }
+  cfg.dht_op = kind;
+  if (kind == DhtOp::FindPeer) {
+    auto p = PeerId::parse(args[0]);
+    if (!p) return make_error("invalid dht peer id \"{}\": {}", args[0], p.error().message);
+    cfg.dht_peer = *p;
+    return {};
+  }
+  auto k = parse_dht_key(args[0]);
+  if (!k) return k.error();
+  cfg.dht_key = *k;
+  if (kind == DhtOp::Put) {
+    if (args[1].size() > kMaxKadRecordValueSize) {
+      return make_error("dht value is {} bytes (at most {})", args[1].size(), kMaxKadRecordValueSize);
+    }
+    cfg.dht_value = args[1];
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   exit_code = 0;
   Config cfg;
@@ -87,6 +139,13 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                  "map a peer's service to a local port: PEER:SVC@BINDHOST:PORT[/udp], repeatable "
                  "(env PUNCHGATE_TUNNEL)")
       ->type_name("SPEC");
+  std::vector<std::string> tunnel_by_name;
+  app.add_option("--tunnel-by-name", tunnel_by_name,
+                 "map any provider of a service found in the DHT to a local port: SVC@BINDHOST:PORT[/udp], "
+                 "repeatable (env PUNCHGATE_TUNNEL_BY_NAME)")
+      ->type_name("SPEC");
+  std::optional<bool> mdns;
+  app.add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS (default on; env PUNCHGATE_MDNS)");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -101,9 +160,25 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   std::string pipe_peer;
   pipe_cmd->add_option("peer", pipe_peer, "peer id of the provider")->required();
   pipe_cmd->add_option("service", cfg.pipe_service, "service name")->required();
+  auto* dht_cmd = app.add_subcommand(
+      "dht",
+      "one DHT operation: find-providers KEY | provide KEY | put KEY VALUE | get KEY | find-peer PEER "
+      "(KEY: text, or hex:<bytes>)");
+  std::string dht_op;
+  std::vector<std::string> dht_args;
+  dht_cmd->add_option("operation", dht_op, "find-providers, provide, put, get or find-peer")->required();
+  dht_cmd->add_option("args", dht_args, "KEY [VALUE] or PEER");
+  // Declared here too so they may sit between `dht` and its operation (fallthrough alone would
+  // end positional parsing of the subcommand there).
+  dht_cmd->add_option("--identity", identity, "identity key file");
+  dht_cmd->add_option("--listen", listen, "listen multiaddr")->type_name("MULTIADDR")->allow_extra_args(false);
+  dht_cmd->add_option("--bootstrap", bootstrap, "peer to join the DHT through")
+      ->type_name("MULTIADDR")
+      ->allow_extra_args(false);
+  dht_cmd->add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS");
   app.require_subcommand(0, 1);
   // Global options may also follow the subcommand (punchgate pipe <B> ssh --bootstrap …).
-  for (auto* sub : {id_cmd, ping_cmd, pipe_cmd}) sub->fallthrough();
+  for (auto* sub : {id_cmd, ping_cmd, pipe_cmd, dht_cmd}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -134,6 +209,25 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     }
   }
 
+  if (dht_cmd->parsed()) {
+    cfg.command = Command::Dht;
+    auto parsed = parse_dht_operation(dht_op, dht_args, cfg);
+    if (!parsed) return exit_code = 2, parsed.error();
+  }
+
+  if (mdns) {
+    cfg.mdns = *mdns;
+  } else if (const char* env = std::getenv("PUNCHGATE_MDNS"); env && *env) {
+    std::string v = env;
+    if (v == "1" || v == "true" || v == "on" || v == "yes") {
+      cfg.mdns = true;
+    } else if (v == "0" || v == "false" || v == "off" || v == "no") {
+      cfg.mdns = false;
+    } else {
+      return exit_code = 2, make_error("invalid PUNCHGATE_MDNS \"{}\": expected true or false", v);
+    }
+  }
+
   for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
     auto spec = parse_expose(e);
     if (!spec) return exit_code = 2, spec.error();
@@ -142,6 +236,11 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   if (auto st = validate_exposes(cfg.exposes); !st) return exit_code = 2, st.error();
   for (const auto& t : flag_or_env(tunnel, "PUNCHGATE_TUNNEL")) {
     auto spec = parse_tunnel(t);
+    if (!spec) return exit_code = 2, spec.error();
+    cfg.tunnels.push_back(*spec);
+  }
+  for (const auto& t : flag_or_env(tunnel_by_name, "PUNCHGATE_TUNNEL_BY_NAME")) {
+    auto spec = parse_tunnel_by_name(t);
     if (!spec) return exit_code = 2, spec.error();
     cfg.tunnels.push_back(*spec);
   }

@@ -12,7 +12,9 @@
 
 namespace punchgate {
 
-enum class Command { Run, Id, Ping, Pipe };
+enum class Command { Run, Id, Ping, Pipe, Dht };
+
+enum class DhtOp { FindProviders, Provide, Put, Get, FindPeer };
 
 struct Config {
   Command command = Command::Run;
@@ -20,11 +22,17 @@ struct Config {
   std::vector<Multiaddr> listen;
   std::vector<Multiaddr> bootstrap;
   std::vector<ExposeSpec> exposes;
-  std::vector<TunnelSpec> tunnels;
+  std::vector<TunnelSpec> tunnels;  // --tunnel, then --tunnel-by-name (peer empty)
+  bool mdns = true;
   std::vector<PeerId> allow;  // empty: every peer may connect
   // pipe
   PeerId pipe_peer;
   std::string pipe_service;
+  // dht
+  DhtOp dht_op = DhtOp::FindProviders;
+  Bytes dht_key;
+  Bytes dht_value;
+  PeerId dht_peer;
   // ping
   Multiaddr ping_target;
   uint32_t ping_count = 3;
@@ -42,5 +50,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code);
 // Validators shared by flag and environment parsing.
 Result<Multiaddr> parse_listen_addr(const std::string& text);
 Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what);
+// A DHT key as given on the command line: raw text, or "hex:…" for arbitrary bytes.
+Result<Bytes> parse_dht_key(const std::string& text);
 
 }  // namespace punchgate

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
       return punchgate::run_ping(*cfg);
     case punchgate::Command::Pipe:
       return punchgate::run_pipe(*cfg);
+    case punchgate::Command::Dht:
+      return punchgate::run_dht(*cfg);
     case punchgate::Command::Run:
       break;
   }

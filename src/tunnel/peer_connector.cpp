@@ -2,6 +2,7 @@
 
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
+#include "punchgate/kad/kad_service.hpp"
 
 namespace punchgate {
 
@@ -15,7 +16,7 @@ struct PeerConnector::PeerState {
   std::optional<Multiaddr> last_good;
 };
 
-PeerConnector::PeerConnector(Host& host) : host_(host) {}
+PeerConnector::PeerConnector(Host& host, KadService* kad) : host_(host), kad_(kad) {}
 
 PeerConnector::~PeerConnector() { *alive_ = false; }
 
@@ -27,13 +28,13 @@ void PeerConnector::connect(const PeerId& peer, ConnectFn cb) {
   if (st->dialing || st->retry.active()) return;
   uint64_t now = uv_now(host_.loop());
   if (now < st->next_attempt_at) {
-    st->retry.start(st->next_attempt_at - now, 0, [this, peer] { attempt(peer); });
+    st->retry.start(st->next_attempt_at - now, 0, [this, peer] { attempt(peer, false); });
     return;
   }
-  attempt(peer);
+  attempt(peer, false);
 }
 
-void PeerConnector::attempt(const PeerId& peer) {
+void PeerConnector::attempt(const PeerId& peer, bool looked_up) {
   auto& st = *peers_[peer];
   if (auto c = host_.connection_to(peer)) return complete(peer, c);
   std::vector<Multiaddr> addrs;
@@ -43,25 +44,51 @@ void PeerConnector::attempt(const PeerId& peer) {
       if (!st.last_good || a != *st.last_good) addrs.push_back(a);
     }
   }
-  if (addrs.empty()) {
-    return complete(peer, make_error("no known address for peer {} (give one with --bootstrap)", peer.to_base58()));
-  }
   st.dialing = true;
-  try_addr(peer, std::move(addrs), 0, "");
+  if (addrs.empty()) {
+    if (kad_ && !looked_up) return lookup(peer, "no known address");
+    return complete(peer, make_error("no known address for peer {} (give one with --bootstrap, or check that it "
+                                     "is on the DHT)", peer.to_base58()));
+  }
+  try_addr(peer, std::move(addrs), 0, "", looked_up);
 }
 
-void PeerConnector::try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error) {
+void PeerConnector::lookup(const PeerId& peer, std::string last_error) {
+  kad_->after_join([this, alive = alive_, peer, last_error] {
+    if (*alive) find_in_dht(peer, last_error);
+  });
+}
+
+void PeerConnector::find_in_dht(const PeerId& peer, std::string last_error) {
+  spdlog::info("looking up peer addresses in DHT peer={} reason={}", peer.to_base58(), log_quote(last_error));
+  kad_->find_node(peer, [this, alive = alive_, peer, last_error](const KadQueryResult& r) {
+    if (!*alive) return;
+    if (r.peer && !r.peer->addrs.empty()) {
+      host_.peer_store().add_addrs(peer, r.peer->addrs);
+    }
+    if (auto c = host_.connection_to(peer)) return complete(peer, c);  // the lookup itself reached it
+    if (!r.peer || r.peer->addrs.empty()) {
+      return complete(peer, make_error("cannot reach peer {}: {}; the DHT knows no address for it", peer.to_base58(),
+                                       last_error));
+    }
+    attempt(peer, true);
+  });
+}
+
+void PeerConnector::try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error,
+                             bool looked_up) {
   if (index >= addrs.size()) {
+    if (kad_ && !looked_up) return lookup(peer, last_error);  // its addresses may have changed
     return complete(peer, make_error("cannot reach peer {}: {}", peer.to_base58(), last_error));
   }
   Multiaddr addr = addrs[index];
-  host_.dial(addr.with_peer_id(peer), [this, alive = alive_, peer, addrs, index, addr](Result<ConnectionPtr> r) {
+  host_.dial(addr.with_peer_id(peer), [this, alive = alive_, peer, addrs, index, addr, looked_up](Result<ConnectionPtr> r) {
     if (!*alive) return;
     if (r) {
       peers_[peer]->last_good = addr;
       return complete(peer, r);
     }
-    try_addr(peer, addrs, index + 1, r.error().message);
+    try_addr(peer, addrs, index + 1, r.error().message, looked_up);
   });
 }
 

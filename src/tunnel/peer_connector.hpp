@@ -1,5 +1,5 @@
 // Gets a connection to a peer for tunnels: reuses an open one, else dials the peer's known
-// addresses in turn. Failures back off (doubling up to a cap); callers arriving during a backoff
+// addresses in turn (asking the DHT for them when we know none, or none worked). Failures back off (doubling up to a cap); callers arriving during a backoff
 // wait for the next attempt instead of hammering a peer that is down.
 #pragma once
 
@@ -12,23 +12,29 @@
 
 namespace punchgate {
 
+class KadService;
+
 class PeerConnector {
  public:
   using ConnectFn = std::function<void(Result<ConnectionPtr>)>;
   static constexpr uint64_t kInitialBackoffMs = 250;
   static constexpr uint64_t kMaxBackoffMs = 15'000;
 
-  explicit PeerConnector(Host& host);
+  // `kad` may be null (no DHT): then only addresses already known are dialed.
+  PeerConnector(Host& host, KadService* kad);
   ~PeerConnector();
   void connect(const PeerId& peer, ConnectFn cb);
 
  private:
   struct PeerState;
-  void attempt(const PeerId& peer);
-  void try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error);
+  void attempt(const PeerId& peer, bool looked_up);
+  void lookup(const PeerId& peer, std::string last_error);
+  void find_in_dht(const PeerId& peer, std::string last_error);
+  void try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error, bool looked_up);
   void complete(const PeerId& peer, Result<ConnectionPtr> r);
 
   Host& host_;
+  KadService* kad_;
   std::unordered_map<PeerId, std::unique_ptr<PeerState>> peers_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -6,8 +6,8 @@
 
 namespace punchgate {
 
-TcpTunnelListener::TcpTunnelListener(Host& host, PeerConnector& connector, TunnelSpec spec)
-    : host_(host), connector_(connector), spec_(std::move(spec)) {}
+TcpTunnelListener::TcpTunnelListener(Host& host, std::unique_ptr<TunnelTarget> target, TunnelSpec spec)
+    : host_(host), target_(std::move(target)), spec_(std::move(spec)) {}
 
 TcpTunnelListener::~TcpTunnelListener() { shutdown(); }
 
@@ -27,8 +27,8 @@ Status TcpTunnelListener::listen() {
   if (rv != 0) {
     return make_error("tunnel {}: cannot listen on {}: {}", spec_.to_string(), spec_.bind.to_string(), uv_strerror(rv));
   }
-  spdlog::info("tunnel listening bind={} peer={} service={}", spec_.bind.to_string(), spec_.peer.to_base58(),
-               spec_.service);
+  spdlog::info("tunnel listening bind={} peer={} service={}", spec_.bind.to_string(),
+               spec_.peer.empty() ? "by-name" : spec_.peer.to_base58(), spec_.service);
   return {};
 }
 
@@ -51,22 +51,25 @@ void TcpTunnelListener::on_accept() {
 }
 
 void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried) {
-  std::string peer = spec_.peer.to_base58();
-  auto fail = [peer, service = spec_.service](const std::shared_ptr<UvHandle<uv_tcp_t>>& c, const std::string& why) {
+  auto fail = [service = spec_.service](const std::string& peer, const std::shared_ptr<UvHandle<uv_tcp_t>>& c,
+                                        const std::string& why) {
     spdlog::warn("client tunnel failed peer={} service={} reason={}", peer, service, log_quote(why));
     c->close();
   };
-  connector_.connect(spec_.peer, [this, alive = alive_, client, retried, fail, peer](Result<ConnectionPtr> conn) {
+  target_->connect([this, alive = alive_, client, retried, fail](Result<ConnectionPtr> conn) {
     if (!*alive) return;
-    if (!conn) return fail(client, conn.error().message);
+    if (!conn) return fail(target_->peer_text(), client, conn.error().message);
     ConnectionPtr c = *conn;
+    std::string peer = c->remote_peer().to_base58();
     host_.open_stream(c, {std::string(kTunnelProtocol)}, [this, alive, client, retried, fail, peer, c](
                                                              Result<NegotiatedStream> ns) {
       if (!*alive) return;
       if (!ns) {
-        // A connection that died unnoticed (e.g. the peer restarted): one retry on a fresh one.
-        if (!retried && c->is_closed()) return open_tunnel(client, true);
-        return fail(client, ns.error().message);
+        // A connection that died unnoticed (e.g. the peer restarted): one retry on a fresh one,
+        // or on another provider when the target has one.
+        bool elsewhere = target_->failed(c->remote_peer());
+        if (!retried && (c->is_closed() || elsewhere)) return open_tunnel(client, true);
+        return fail(peer, client, ns.error().message);
       }
       request_tunnel(host_, ns->stream, std::move(ns->leftover), spec_.service,
                      [this, alive, client, retried, fail, peer, c](Result<OpenedTunnel> t, bool rejected) {
@@ -75,11 +78,14 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                          if (rejected) {
                            spdlog::warn("tunnel rejected peer={} service={} reason={}", peer, spec_.service,
                                         log_quote(t.error().message));
+                           // A provider that refuses (service gone) is passed over next time.
+                           target_->failed(c->remote_peer());
                            client->close();
                            return;
                          }
-                         if (!retried && c->is_closed()) return open_tunnel(client, true);
-                         return fail(client, t.error().message);
+                         bool elsewhere = target_->failed(c->remote_peer());
+                         if (!retried && (c->is_closed() || elsewhere)) return open_tunnel(client, true);
+                         return fail(peer, client, t.error().message);
                        }
                        spdlog::info("client tunnel opened peer={} service={} bind={}", peer, spec_.service,
                                     spec_.bind.to_string());

@@ -6,7 +6,7 @@
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/host/host.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
-#include "tunnel/peer_connector.hpp"
+#include "tunnel/tunnel_target.hpp"
 #include "tunnel/tcp_bridge.hpp"
 
 #include <memory>
@@ -16,7 +16,7 @@ namespace punchgate {
 
 class TcpTunnelListener {
  public:
-  TcpTunnelListener(Host& host, PeerConnector& connector, TunnelSpec spec);
+  TcpTunnelListener(Host& host, std::unique_ptr<TunnelTarget> target, TunnelSpec spec);
   ~TcpTunnelListener();
   Status listen();
   void shutdown();
@@ -26,7 +26,7 @@ class TcpTunnelListener {
   void open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried);
 
   Host& host_;
-  PeerConnector& connector_;
+  std::unique_ptr<TunnelTarget> target_;
   TunnelSpec spec_;
   UvHandle<uv_tcp_t> server_;
   std::set<std::shared_ptr<TcpBridge>> bridges_;

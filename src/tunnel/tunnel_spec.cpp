@@ -172,6 +172,7 @@ std::string ExposeSpec::to_string() const {
 }
 
 std::string TunnelSpec::to_string() const {
+  if (peer.empty()) return fmt::format("{}@{}{}", service, bind.to_string(), suffix_of(transport));
   return fmt::format("{}:{}@{}{}", peer.to_base58(), service, bind.to_string(), suffix_of(transport));
 }
 
@@ -218,24 +219,18 @@ Result<ExposeSpec> parse_expose(std::string_view text) {
   return spec;
 }
 
-Result<TunnelSpec> parse_tunnel(std::string_view text) {
-  auto fail = [&](const std::string& why) { return make_error("invalid --tunnel {}: {}", quote(text), why); };
-  // A peer id (base58 or base32 CID) never contains ':', so the first ':' ends it.
-  size_t colon = text.find(':');
-  if (colon == std::string_view::npos) return fail("missing ':' after the peer id (expected PEER:SERVICE@BINDHOST:PORT[/udp])");
-  std::string_view peer_text = text.substr(0, colon);
-  if (peer_text.empty()) return fail("missing peer id (expected PEER:SERVICE@BINDHOST:PORT[/udp])");
-  auto peer = PeerId::parse(peer_text);
-  if (!peer.ok()) return fail(fmt::format("bad peer id {}: {}", quote(peer_text), peer.error().message));
+namespace {
 
-  std::string_view rest = text.substr(colon + 1);
+// SERVICE@BINDHOST:PORT[/udp], the part --tunnel and --tunnel-by-name share.
+Result<TunnelSpec> parse_service_at_bind(std::string_view text, std::string_view rest, const char* flag, PeerId peer) {
+  const char* form = peer.empty() ? "SERVICE@BINDHOST:PORT[/udp]" : "PEER:SERVICE@BINDHOST:PORT[/udp]";
+  auto fail = [&](const std::string& why) { return make_error("invalid {} {}: {}", flag, quote(text), why); };
   size_t at = rest.find('@');
-  if (at == std::string_view::npos) return fail("missing '@' (expected PEER:SERVICE@BINDHOST:PORT[/udp])");
+  if (at == std::string_view::npos) return fail(fmt::format("missing '@' (expected {})", form));
   std::string_view service = rest.substr(0, at);
   if (auto st = validate_service_name(service); !st.ok()) return fail(st.error().message);
-
   TunnelSpec spec;
-  spec.peer = std::move(*peer);
+  spec.peer = std::move(peer);
   spec.service = std::string(service);
   std::string_view bind = rest.substr(at + 1);
   auto transport = split_transport(bind);
@@ -247,6 +242,27 @@ Result<TunnelSpec> parse_tunnel(std::string_view text) {
   if (hp->port == 0) return fail("port 0 is not allowed for a tunnel bind (choose the local port to listen on)");
   spec.bind = std::move(*hp);
   return spec;
+}
+
+}  // namespace
+
+Result<TunnelSpec> parse_tunnel(std::string_view text) {
+  auto fail = [&](const std::string& why) { return make_error("invalid --tunnel {}: {}", quote(text), why); };
+  // A peer id (base58 or base32 CID) never contains ':', so the first ':' ends it.
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return fail("missing ':' after the peer id (expected PEER:SERVICE@BINDHOST:PORT[/udp])");
+  std::string_view peer_text = text.substr(0, colon);
+  if (peer_text.empty()) return fail("missing peer id (expected PEER:SERVICE@BINDHOST:PORT[/udp])");
+  auto peer = PeerId::parse(peer_text);
+  if (!peer.ok()) return fail(fmt::format("bad peer id {}: {}", quote(peer_text), peer.error().message));
+
+  std::string_view rest = text.substr(colon + 1);
+
+  return parse_service_at_bind(text, rest, "--tunnel", std::move(*peer));
+}
+
+Result<TunnelSpec> parse_tunnel_by_name(std::string_view text) {
+  return parse_service_at_bind(text, text, "--tunnel-by-name", PeerId());
 }
 
 Status validate_exposes(const std::vector<ExposeSpec>& specs) {
@@ -266,7 +282,7 @@ Status validate_tunnels(const std::vector<TunnelSpec>& specs) {
   for (const auto& s : specs) {
     auto [it, inserted] = seen.emplace(std::make_tuple(host_key(s.bind.host), s.bind.port, s.transport), &s);
     if (!inserted) {
-      return make_error("duplicate --tunnel bind {}/{}: {} and {}", s.bind.to_string(), to_string(s.transport),
+      return make_error("duplicate tunnel bind {}/{}: {} and {}", s.bind.to_string(), to_string(s.transport),
                         quote(it->second->to_string()), quote(s.to_string()));
     }
   }

@@ -26,10 +26,11 @@ struct UdpTunnelListener::Flow {
   uint64_t last_activity = 0;
   uint64_t sent = 0;
   uint64_t received = 0;
+  PeerId peer;  // the provider this flow went to
 };
 
-UdpTunnelListener::UdpTunnelListener(Host& host, PeerConnector& connector, TunnelSpec spec)
-    : host_(host), connector_(connector), spec_(std::move(spec)), sweep_(host.loop()) {}
+UdpTunnelListener::UdpTunnelListener(Host& host, std::unique_ptr<TunnelTarget> target, TunnelSpec spec)
+    : host_(host), target_(std::move(target)), spec_(std::move(spec)), sweep_(host.loop()) {}
 
 UdpTunnelListener::~UdpTunnelListener() { shutdown(); }
 
@@ -55,8 +56,8 @@ Status UdpTunnelListener::listen() {
         self->on_datagram(SockAddr::from(from), BytesView(buf->base, static_cast<size_t>(n)));
       });
   sweep_.start(kUdpFlowIdleMs / 4, kUdpFlowIdleMs / 4, [this] { expire_idle(); });
-  spdlog::info("tunnel listening bind={}/udp peer={} service={}", spec_.bind.to_string(), spec_.peer.to_base58(),
-               spec_.service);
+  spdlog::info("tunnel listening bind={}/udp peer={} service={}", spec_.bind.to_string(),
+               spec_.peer.empty() ? "by-name" : spec_.peer.to_base58(), spec_.service);
   return {};
 }
 
@@ -99,33 +100,42 @@ void UdpTunnelListener::on_datagram(const SockAddr& from, BytesView d) {
 }
 
 void UdpTunnelListener::open_flow(const SockAddr& from, const std::shared_ptr<Flow>& flow) {
-  std::string peer = spec_.peer.to_base58();
   std::weak_ptr<Flow> weak = flow;
-  auto fail = [peer, service = spec_.service, weak](const std::string& why, bool rejected) {
+  auto fail = [this, alive = alive_, service = spec_.service, weak](const std::string& why, bool rejected) {
+    if (!*alive) return;
+    std::string peer = target_->peer_text();
     if (auto f = weak.lock()) f->failed = true;
     // Logged once per flow; the flow then drops datagrams until it expires.
     spdlog::warn("{} peer={} service={} transport=udp reason={}",
                  rejected ? "tunnel rejected" : "client tunnel failed", peer, service, log_quote(why));
   };
-  connector_.connect(spec_.peer, [this, alive = alive_, from, weak, fail](Result<ConnectionPtr> conn) {
+  target_->connect([this, alive = alive_, from, weak, fail](Result<ConnectionPtr> conn) {
     if (!*alive || weak.expired()) return;
     if (!conn) return fail(conn.error().message, false);
-    host_.open_stream(*conn, {std::string(kUdpTunnelProtocol)}, [this, alive, from, weak, fail](
+    PeerId peer = (*conn)->remote_peer();
+    host_.open_stream(*conn, {std::string(kUdpTunnelProtocol)}, [this, alive, from, weak, fail, peer](
                                                                       Result<NegotiatedStream> ns) {
       if (!*alive) return;
-      if (!ns) return fail(ns.error().message, false);
+      if (!ns) {
+        target_->failed(peer);  // the flow fails; the next flow may go to another provider
+        return fail(ns.error().message, false);
+      }
       auto f0 = weak.lock();
       if (!f0) return ns->stream->reset(0);
       request_tunnel(host_, ns->stream, std::move(ns->leftover), spec_.service,
-                     [this, alive, from, weak, fail](Result<OpenedTunnel> t, bool rejected) {
+                     [this, alive, from, weak, fail, peer](Result<OpenedTunnel> t, bool rejected) {
                        if (!*alive) return;
-                       if (!t) return fail(t.error().message, rejected);
+                       if (!t) {
+                         target_->failed(peer);
+                         return fail(t.error().message, rejected);
+                       }
                        auto f = weak.lock();
                        if (!f) return t->stream->reset(0);
                        f->stream = t->stream;
                        f->ready = true;
+                       f->peer = peer;
                        spdlog::info("client tunnel opened peer={} service={} transport=udp client={}",
-                                    spec_.peer.to_base58(), spec_.service, from.to_string());
+                                    peer.to_base58(), spec_.service, from.to_string());
                        Flow* raw = f.get();
                        f->stream->set_handlers({
                            .on_data = [this, from, weak](BytesView d) {
@@ -168,7 +178,8 @@ void UdpTunnelListener::expire_idle() {
     }
     spdlog::info("client tunnel closed peer={} service={} transport=udp client={} bytes_sent={} bytes_received={} "
                  "reason=\"idle timeout\"",
-                 spec_.peer.to_base58(), spec_.service, it->first.to_string(), f.sent, f.received);
+                 f.peer.empty() ? target_->peer_text() : f.peer.to_base58(), spec_.service, it->first.to_string(), f.sent,
+                 f.received);
     if (f.stream) {
       f.stream->set_handlers({});
       f.stream->shutdown_write();

@@ -7,7 +7,7 @@
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/host/host.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
-#include "tunnel/peer_connector.hpp"
+#include "tunnel/tunnel_target.hpp"
 
 #include <deque>
 #include <memory>
@@ -20,7 +20,7 @@ class UdpTunnelListener {
   static constexpr size_t kMaxQueuedDatagrams = 64;  // per flow, while its stream opens
   static constexpr size_t kMaxFlows = 4096;
 
-  UdpTunnelListener(Host& host, PeerConnector& connector, TunnelSpec spec);
+  UdpTunnelListener(Host& host, std::unique_ptr<TunnelTarget> target, TunnelSpec spec);
   ~UdpTunnelListener();
   Status listen();
   void shutdown();
@@ -33,7 +33,7 @@ class UdpTunnelListener {
   void expire_idle();
 
   Host& host_;
-  PeerConnector& connector_;
+  std::unique_ptr<TunnelTarget> target_;
   TunnelSpec spec_;
   UvHandle<uv_udp_t> udp_;
   Timer sweep_;

@@ -72,6 +72,9 @@ class Proc:
         self.stderr_path = workdir / f"{name}.stderr"
         full_env = dict(os.environ)
         full_env.setdefault("NO_COLOR", "1")
+        # mDNS is on by default in punchgate; tests must not multicast onto the host's real
+        # interfaces, so it is off unless a test (in its own namespace) turns it on.
+        full_env.setdefault("PUNCHGATE_MDNS", "false")
         if env:
             full_env.update({k: str(v) for k, v in env.items()})
         self._out = open(self.stdout_path, "wb")

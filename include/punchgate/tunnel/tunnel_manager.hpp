@@ -12,13 +12,16 @@
 namespace punchgate {
 
 class ExposedServices;
+class KadService;
 class PeerConnector;
 class TcpTunnelListener;
 class UdpTunnelListener;
 
 class TunnelManager {
  public:
-  TunnelManager(Host& host, std::vector<ExposeSpec> exposes, std::vector<TunnelSpec> tunnels);
+  // `kad` (may be null) finds providers for by-name tunnels (TunnelSpec without a peer) and
+  // addresses of peers we know none for; exposed services are announced there by the caller.
+  TunnelManager(Host& host, KadService* kad, std::vector<ExposeSpec> exposes, std::vector<TunnelSpec> tunnels);
   ~TunnelManager();
   // Binds every local tunnel listener; an error names the tunnel whose bind failed.
   Status start();
@@ -27,6 +30,7 @@ class TunnelManager {
 
  private:
   Host& host_;
+  KadService* kad_;
   std::vector<TunnelSpec> tunnels_;
   std::unique_ptr<PeerConnector> connector_;
   std::unique_ptr<ExposedServices> exposed_;

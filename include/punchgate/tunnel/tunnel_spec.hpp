@@ -30,7 +30,8 @@ struct ExposeSpec {
   std::string to_string() const;
 };
 
-// --tunnel PEER:SVC@BINDHOST:PORT[/udp]
+// --tunnel PEER:SVC@BINDHOST:PORT[/udp], or --tunnel-by-name SVC@BINDHOST:PORT[/udp] (peer empty:
+// any provider of SVC found in the DHT).
 struct TunnelSpec {
   PeerId peer;
   std::string service;
@@ -46,6 +47,7 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero);
 
 Result<ExposeSpec> parse_expose(std::string_view text);
 Result<TunnelSpec> parse_tunnel(std::string_view text);
+Result<TunnelSpec> parse_tunnel_by_name(std::string_view text);
 
 // Whole-list checks: duplicate expose names (per transport is NOT enough: a name is unique),
 // duplicate tunnel binds (same host, port and transport). Error names the duplicate.

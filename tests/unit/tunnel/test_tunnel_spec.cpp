@@ -350,7 +350,7 @@ TEST(Tunnel, Duplicates) {
   };
   auto st = with(":other@127.0.0.1:2222/tcp");
   ASSERT_FALSE(st.ok());
-  EXPECT_TRUE(contains(st.error().message, "duplicate --tunnel bind 127.0.0.1:2222/tcp")) << st.error().message;
+  EXPECT_TRUE(contains(st.error().message, "duplicate tunnel bind 127.0.0.1:2222/tcp")) << st.error().message;
   EXPECT_TRUE(contains(st.error().message, ":other@127.0.0.1:2222")) << st.error().message;
 
   auto udp = with(":x@127.0.0.1:2222/udp");
