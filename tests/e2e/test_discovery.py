@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""End-to-end tests of punchgate's Kademlia discovery on loopback.
+
+    python3 tests/e2e/test_discovery.py --punchgate /path/to/punchgate [-k NAME] [--keep-tmp]
+
+Every topology has one plain bootstrap node (no --bootstrap) that the other
+nodes --bootstrap to; nobody is given any other peer's address.
+
+Covers: an 11-node DHT where a consumer reaches a service by name
+(--tunnel-by-name, provider found with GET_PROVIDERS under /punchgate/svc/NAME)
+and routing tables fill beyond the bootstrap node; failover to a second
+provider of the same name after the first one is SIGKILLed; --tunnel to a peer
+whose address is known to nobody but the DHT (FIND_NODE); and bad
+--tunnel-by-name / PUNCHGATE_TUNNEL_BY_NAME values.
+
+The services are echo servers run by this script; the failover test's two
+servers prefix their replies with their provider's name so the test can tell
+which provider answered. Timeouts are generous (the failover one must cover
+the consumer noticing a dead provider: QUIC idle timeout, dial timeouts and a
+new lookup) and exist only to avoid hangs; nothing asserts on timing. A failing
+test keeps its temp dir (logs) and says where; processes are always killed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(HERE.parent / "lib"))
+
+from punchgate_harness import TestFailure, check, main, wait_for  # noqa: E402
+
+LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
+LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1)\b"
+PEER_ID_RX = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
+LOCAL_PEER_ID_RX = r"local_peer_id=(" + PEER_ID_RX + r")"
+KAD_PEER_ADDED_RX = r"kad peer added peer=(" + PEER_ID_RX + r") table_size=(\d+)"
+KAD_BOOTSTRAP_RX = r"kad bootstrap finished peers=(\d+)"
+T = 30   # generous, only to avoid hangs
+TD = 60  # DHT steps (bootstrap, announce, lookups): still only there to avoid hangs
+FAILOVER_DEADLINE = 150  # the consumer must reach the second provider within this after the kill
+
+# The tests control the environment of every punchgate they start.
+for _k in ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
+           "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS",
+           "PUNCHGATE_LOG", "RUST_LOG"):
+    os.environ.pop(_k, None)
+os.environ["PUNCHGATE_LOG"] = "info"
+
+
+# --------------------------------------------------------------------------
+# local services
+
+class EchoServer:
+    """Threaded TCP server on 127.0.0.1: reads each connection until EOF, then
+    writes `prefix` + everything it read and closes. Counts connections."""
+
+    def __init__(self, prefix: bytes = b""):
+        self.prefix = prefix
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, name=f"echo-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            r, _, _ = select.select([self.sock], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        try:
+            conn.settimeout(120)
+            data = b""
+            while True:
+                d = conn.recv(1 << 16)
+                if not d:
+                    break
+                data += d
+            conn.sendall(self.prefix + data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def free_port() -> int:
+    """A currently free loopback TCP port (bind to 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_identity(h, name: str) -> tuple[str, str]:
+    path = h.path(name)
+    p = h.run_punchgate("--identity", path, "id", timeout=T, name=f"id-{name}")
+    check(p.returncode == 0, f"`punchgate --identity {path} id` exited {p.returncode}: {p.stderr().strip()!r}")
+    out = p.stdout().strip()
+    check(re.fullmatch(PEER_ID_RX, out), f"`punchgate id` printed {out!r}")
+    return path, out
+
+
+def start_node(h, name: str, *extra, bootstrap: str | None = None):
+    """Start a node listening on a random loopback port (not waiting for anything)."""
+    argv = ["--identity", h.path(f"{name}.key"), "--listen", LISTEN]
+    if bootstrap:
+        argv += ["--bootstrap", bootstrap]
+    return h.start_punchgate(*argv, *extra, name=name)
+
+
+def node_info(proc) -> tuple[str, str]:
+    """(peer id, listen multiaddr) of a started node, from its startup log."""
+    peer_id = wait_for(proc, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
+    addr = wait_for(proc, LISTEN_RX, timeout=T, stream="stderr").group(1)
+    return peer_id, addr
+
+
+def start_bootstrap_node(h, name: str = "boot"):
+    """A plain node without --bootstrap; returns (proc, peer id, '/ip4/…/p2p/ID')."""
+    p = start_node(h, name)
+    peer_id, addr = node_info(p)
+    return p, peer_id, f"{addr}/p2p/{peer_id}"
+
+
+def wait_bound(proc, port: int, timeout: float = T) -> None:
+    """Wait until a tunnel listener (by peer or by name) on 127.0.0.1:port is up."""
+    wait_for(proc, r"tunnel listening bind=127\.0\.0\.1:" + str(port) + r"\b", timeout=timeout, stream="stderr")
+
+
+def wait_announced(proc, service: str, timeout: float = TD) -> int:
+    """Wait for `provider announced key="/punchgate/svc/SERVICE" peers=N` with N >= 1; return N."""
+    rx = re.compile(r'provider announced key="?/punchgate/svc/' + re.escape(service) + r'"? peers=(\d+)')
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = not proc.alive()
+        ns = [int(n) for n in rx.findall(proc.stderr())]
+        good = [n for n in ns if n >= 1]
+        if good:
+            return good[0]
+        if exited or time.monotonic() >= deadline:
+            why = f"exited (rc={proc.returncode})" if exited else f"did not within {timeout:.0f}s"
+            raise TestFailure(f"{proc.name} {why}: want a `provider announced key=\"/punchgate/svc/{service}\" "
+                              f"peers=N` line with N >= 1; announce rounds seen with peers={ns}")
+        time.sleep(0.05)
+
+
+def wait_kad_bootstrap(proc, timeout: float = TD) -> int:
+    """Wait for `kad bootstrap finished peers=N` with N >= 1; return N."""
+    n = int(wait_for(proc, KAD_BOOTSTRAP_RX, timeout=timeout, stream="stderr").group(1))
+    check(n >= 1, f"{proc.name}: kad bootstrap finished with peers={n}, want >= 1")
+    return n
+
+
+def kad_table_sizes(proc) -> list[tuple[str, int]]:
+    return [(p, int(n)) for p, n in re.findall(KAD_PEER_ADDED_RX, proc.stderr())]
+
+
+def echo_once(port: int, payload: bytes, timeout: float = T) -> bytes:
+    """Connect to 127.0.0.1:port, send payload, half-close, read until EOF
+    (a reset counts as EOF)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        chunks = []
+        try:
+            while True:
+                d = s.recv(1 << 16)
+                if not d:
+                    break
+                chunks.append(d)
+        except ConnectionResetError:
+            pass
+        return b"".join(chunks)
+
+
+def echo_until(port: int, payload: bytes, want: bytes, deadline_s: float, procs=(),
+               attempt_timeout: float = TD, what: str = "") -> int:
+    """Repeat echo_once until it returns `want`; return the number of attempts.
+    Fails when a process in `procs` dies or `deadline_s` passes."""
+    deadline = time.monotonic() + deadline_s
+    attempts, results = 0, []
+    while True:
+        attempts += 1
+        try:
+            got = echo_once(port, payload, timeout=attempt_timeout)
+        except OSError as e:
+            got = e
+        if got == want:
+            return attempts
+        results.append(got if isinstance(got, OSError) else got[:80])
+        check_alive(*procs)
+        check(time.monotonic() < deadline,
+              f"{what or 'echo'}: no {want[:60]!r} through 127.0.0.1:{port} within {deadline_s:.0f}s "
+              f"({attempts} attempts, results: {results[:3]}{' … ' + repr(results[-3:]) if len(results) > 3 else ''})")
+        time.sleep(1)
+
+
+def check_alive(*procs) -> None:
+    for p in procs:
+        check(p.alive(), f"{p.name} died (rc={p.returncode})")
+
+
+def stop_cleanly(*procs) -> None:
+    """SIGTERM each node still running; each must exit 0 (under ASan a leak or
+    error report makes that fail) within a generous time."""
+    for p in procs:
+        p.send_signal()
+    problems = []
+    for p in procs:
+        try:
+            rc = p.popen.wait(timeout=T)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            problems.append(f"{p.name} did not exit within {T}s of SIGTERM")
+            continue
+        if rc != 0:
+            problems.append(f"{p.name} exited {rc} on SIGTERM, want 0 (stderr tail: {p.stderr()[-300:]!r})")
+    check(not problems, "unclean shutdown: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------------------
+# tests
+
+def test_tunnel_by_name_across_eleven_nodes(h):
+    """A bootstrap node + 10 nodes bootstrapping to it. N3 exposes `echo`, N8 has
+    --tunnel-by-name echo@…: a TCP client of N8 gets its bytes echoed by N3's
+    service after N8 found N3 in the DHT. Routing tables fill beyond the
+    bootstrap node."""
+    with EchoServer() as echo:
+        boot, boot_id, boot_addr = start_bootstrap_node(h)
+        port = free_port()
+        nodes = {}
+        for i in range(1, 11):
+            extra = []
+            if i == 3:
+                extra = ["--expose", f"echo=127.0.0.1:{echo.port}"]
+            elif i == 8:
+                extra = ["--tunnel-by-name", f"echo@127.0.0.1:{port}"]
+            nodes[i] = start_node(h, f"N{i}", *extra, bootstrap=boot_addr)
+        ids = {i: node_info(p)[0] for i, p in nodes.items()}
+        check(len(set(ids.values()) | {boot_id}) == 11, f"peer ids are not distinct: {ids} boot={boot_id}")
+
+        for i, p in nodes.items():
+            wait_kad_bootstrap(p)
+        n3, n8 = nodes[3], nodes[8]
+        peers = wait_announced(n3, "echo")
+        print(f"  N3 announced /punchgate/svc/echo to {peers} peer(s)", flush=True)
+        wait_bound(n8, port)
+
+        payload = b"hello by name across eleven nodes\n"
+        got = echo_once(port, payload, timeout=TD)
+        check(got == payload, f"N8's --tunnel-by-name port returned {got!r}, want {payload!r} "
+              f"(echo service saw {echo.connections} connections)")
+        wait_for(n8, r"starting DHT lookup for tunnel target service=echo\b", timeout=T, stream="stderr")
+        wait_for(n8, r"dialing tunnel target after DHT lookup target_peer=" + ids[3] + r" service=echo\b",
+                 timeout=T, stream="stderr")
+        wait_for(n3, r"tunnel accepted peer=" + ids[8] + r" service=echo\b", timeout=T, stream="stderr")
+        check(echo.connections == 1, f"echo service saw {echo.connections} connections, want 1")
+
+        # a second connection works too (whether or not the lookup is cached)
+        got = echo_once(port, b"again\n", timeout=TD)
+        check(got == b"again\n", f"second connection through N8 returned {got!r}")
+
+        # routing tables: everybody added someone; some non-bootstrap node knows >= 3 peers
+        sizes = {f"N{i}": max((n for _, n in kad_table_sizes(p)), default=0) for i, p in nodes.items()}
+        sizes["boot"] = max((n for _, n in kad_table_sizes(boot)), default=0)
+        print(f"  largest kad table_size logged per node: {sizes}", flush=True)
+        no_add = [name for name, n in sizes.items() if n == 0]
+        check(not no_add, f"nodes that never logged `kad peer added`: {no_add}")
+        best = max(n for name, n in sizes.items() if name != "boot")
+        check(best >= 3, f"no non-bootstrap node has a routing table of >= 3 peers: {sizes}")
+        for i, p in nodes.items():
+            added = {peer for peer, _ in kad_table_sizes(p)}
+            check(ids[i] not in added, f"N{i} added itself to its routing table")
+        check_alive(boot, *nodes.values())
+        stop_cleanly(boot, *nodes.values())
+
+
+def test_failover_to_second_provider(h):
+    """P1 and P2 both expose `svc` (their echo servers prefix replies with
+    'P1:'/'P2:'); consumer C has --tunnel-by-name svc@…. After the provider that
+    answered is SIGKILLed, new connections through C reach the other one."""
+    with EchoServer(b"P1:") as e1, EchoServer(b"P2:") as e2:
+        boot, boot_id, boot_addr = start_bootstrap_node(h)
+        p1 = start_node(h, "P1", "--expose", f"svc=127.0.0.1:{e1.port}", bootstrap=boot_addr)
+        p2 = start_node(h, "P2", "--expose", f"svc=127.0.0.1:{e2.port}", bootstrap=boot_addr)
+        p1_id, _ = node_info(p1)
+        p2_id, _ = node_info(p2)
+        wait_announced(p1, "svc")
+        wait_announced(p2, "svc")
+        port = free_port()
+        c = start_node(h, "C", "--tunnel-by-name", f"svc@127.0.0.1:{port}", bootstrap=boot_addr)
+        c_id, _ = node_info(c)
+        wait_kad_bootstrap(c)
+        wait_bound(c, port)
+
+        got = echo_once(port, b"first\n", timeout=TD)
+        check(got in (b"P1:first\n", b"P2:first\n"), f"first connection through C returned {got!r}, "
+              f"want b'P1:first\\n' or b'P2:first\\n'")
+        if got.startswith(b"P1:"):
+            victim, victim_id, survivor, survivor_id, sprefix = p1, p1_id, p2, p2_id, b"P2:"
+        else:
+            victim, victim_id, survivor, survivor_id, sprefix = p2, p2_id, p1, p1_id, b"P1:"
+        wait_for(c, r"dialing tunnel target after DHT lookup target_peer=" + victim_id + r" service=svc\b",
+                 timeout=T, stream="stderr")
+        wait_for(victim, r"tunnel accepted peer=" + c_id + r" service=svc\b", timeout=T, stream="stderr")
+        print(f"  first connection reached {victim.name}; SIGKILLing it", flush=True)
+
+        victim.kill()  # SIGKILL, no goodbye to anyone
+        t0 = time.monotonic()
+        attempts = echo_until(port, b"after kill\n", sprefix + b"after kill\n", FAILOVER_DEADLINE,
+                              procs=(boot, survivor, c), what=f"failover to {survivor.name}")
+        print(f"  reached {survivor.name} after {attempts} attempt(s), {time.monotonic() - t0:.1f}s after the kill",
+              flush=True)
+        # and keeps reaching it: the dead provider's stale record must not break new connections
+        for i in range(3):
+            msg = f"steady {i}\n".encode()
+            got = echo_once(port, msg, timeout=TD)
+            check(got == sprefix + msg, f"connection {i + 1} after failover returned {got!r}, "
+                  f"want {sprefix + msg!r}")
+        wait_for(c, r"dialing tunnel target after DHT lookup target_peer=" + survivor_id + r" service=svc\b",
+                 timeout=T, stream="stderr")
+        wait_for(survivor, r"tunnel accepted peer=" + c_id + r" service=svc\b", timeout=T, stream="stderr")
+        check_alive(boot, survivor, c)
+        stop_cleanly(boot, survivor, c)
+
+
+def test_tunnel_to_peer_without_address(h):
+    """--tunnel P:echo@… where nobody gave C an address for P: C and P only
+    bootstrap to the same bootstrap node, and C finds P with FIND_NODE."""
+    with EchoServer() as echo:
+        boot, boot_id, boot_addr = start_bootstrap_node(h)
+        p = start_node(h, "P", "--expose", f"echo=127.0.0.1:{echo.port}", bootstrap=boot_addr)
+        p_id, _ = node_info(p)
+        # the bootstrap node must know P before C can learn P's address from it
+        wait_for(boot, r"kad peer added peer=" + p_id + r"\b", timeout=TD, stream="stderr")
+        port = free_port()
+        c = start_node(h, "C", "--tunnel", f"{p_id}:echo@127.0.0.1:{port}", bootstrap=boot_addr)
+        c_id, _ = node_info(c)
+        wait_bound(c, port)
+        # connect at once: C may still be joining the DHT; allow it a few tries to find P
+        attempts = echo_until(port, b"found by FIND_NODE\n", b"found by FIND_NODE\n", TD,
+                              procs=(boot, p, c), what="tunnel to P")
+        if attempts > 1:
+            print(f"  NOTE: the first {attempts - 1} connection(s) through C failed before C had found P", flush=True)
+        wait_for(p, r"tunnel accepted peer=" + c_id + r" service=echo\b", timeout=T, stream="stderr")
+        lookups = len(re.findall(r"looking up peer addresses in DHT peer=" + p_id, c.stderr()))
+        print(f"  C logged {lookups} DHT address lookup(s) for P", flush=True)
+        # once found, a new connection works at the first try
+        got = echo_once(port, b"second\n", timeout=TD)
+        check(got == b"second\n", f"second connection through C returned {got!r}")
+        check_alive(boot, p, c)
+        stop_cleanly(boot, p, c)
+
+
+def test_bad_tunnel_by_name_values(h):
+    """Bad --tunnel-by-name / PUNCHGATE_TUNNEL_BY_NAME values: exit 2, exactly one
+    stderr line naming the bad value."""
+    key, peer = make_identity(h, "k.key")
+    cases = [
+        (["--tunnel-by-name", "echo"], "echo"),
+        (["--tunnel-by-name", "echo127.0.0.1:9000"], "echo127.0.0.1:9000"),
+        (["--tunnel-by-name", "@127.0.0.1:9000"], "@127.0.0.1:9000"),
+        (["--tunnel-by-name", "echo@127.0.0.1:0"], "echo@127.0.0.1:0"),
+        (["--tunnel-by-name", "echo@127.0.0.1:abc"], "echo@127.0.0.1:abc"),
+        (["--tunnel-by-name", "echo@127.0.0.1:70000"], "echo@127.0.0.1:70000"),
+        (["--tunnel-by-name", "echo@127.0.0.1"], "echo@127.0.0.1"),
+        (["--tunnel-by-name", "echo@127.0.0.1:9000/foo"], "echo@127.0.0.1:9000/foo"),
+        (["--tunnel-by-name", "bad/name@127.0.0.1:9000"], "bad/name@127.0.0.1:9000"),
+        (["--tunnel-by-name", "a@127.0.0.1:9000", "--tunnel-by-name", "b@127.0.0.1:9000"], "127.0.0.1:9000"),
+        (["--tunnel", f"{peer}:a@127.0.0.1:9001", "--tunnel-by-name", "b@127.0.0.1:9001"], "127.0.0.1:9001"),
+        (["--tunnel-by-name", "b@127.0.0.1:9002", "--tunnel", f"{peer}:a@127.0.0.1:9002"], "127.0.0.1:9002"),
+        (["--tunnel-by-name", "u@127.0.0.1:9003/udp", "--tunnel-by-name", "v@127.0.0.1:9003/udp"],
+         "127.0.0.1:9003"),
+        ({"PUNCHGATE_TUNNEL_BY_NAME": "echo@127.0.0.1:0"}, "echo@127.0.0.1:0"),
+        ({"PUNCHGATE_TUNNEL_BY_NAME": "echo"}, "echo"),
+        ({"PUNCHGATE_TUNNEL_BY_NAME": "ok@127.0.0.1:9004,@127.0.0.1:9005"}, "@127.0.0.1:9005"),
+        ({"PUNCHGATE_TUNNEL_BY_NAME": "a@127.0.0.1:9006,b@127.0.0.1:9006"}, "127.0.0.1:9006"),
+    ]
+    procs = []
+    for i, (spec, want) in enumerate(cases):
+        if isinstance(spec, dict):
+            p = h.start_punchgate("--identity", key, "--listen", LISTEN, env=spec, name=f"bad{i}")
+        else:
+            p = h.start_punchgate("--identity", key, "--listen", LISTEN, *spec, name=f"bad{i}")
+        procs.append((p, spec, want))
+    problems = []
+    for p, spec, want in procs:
+        try:
+            rc = p.wait_exit(15)
+        except TestFailure:
+            problems.append(f"{spec}: did not exit within 15 s (killed)")
+            continue
+        err_lines = p.stderr().splitlines()
+        if rc != 2:
+            problems.append(f"{spec}: exited {rc}, want 2")
+        if len(err_lines) != 1 or not err_lines[0].strip():
+            problems.append(f"{spec}: stderr has {len(err_lines)} lines, want exactly 1: {err_lines[:5]}")
+        elif want not in err_lines[0]:
+            problems.append(f"{spec}: stderr {err_lines[0]!r} does not contain {want!r}")
+    check(not problems, "bad-value cases failed:\n  " + "\n  ".join(problems))
+
+
+def preflight(args) -> str | None:
+    if not args.punchgate:
+        return "no --punchgate binary given"
+    try:
+        r = subprocess.run([args.punchgate, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`{args.punchgate} --help` failed: {e}"
+    if "--tunnel-by-name" not in r.stdout + r.stderr:
+        return f"`{args.punchgate} --help` does not list --tunnel-by-name (binary without discovery?)"
+    return None
+
+
+if __name__ == "__main__":
+    main([
+        test_tunnel_by_name_across_eleven_nodes,
+        test_failover_to_second_provider,
+        test_tunnel_to_peer_without_address,
+        test_bad_tunnel_by_name_values,
+    ], description=__doc__, preflight=preflight)
