@@ -47,32 +47,36 @@ void TcpTunnelListener::on_accept() {
   if (uv_accept(reinterpret_cast<uv_stream_t*>(server_.get()), reinterpret_cast<uv_stream_t*>(client->get())) != 0) {
     return;
   }
-  open_tunnel(std::move(client), false);
+  open_tunnel(std::move(client), 0);
 }
 
-void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried) {
+void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, int attempt) {
   auto fail = [service = spec_.service](const std::string& peer, const std::shared_ptr<UvHandle<uv_tcp_t>>& c,
                                         const std::string& why) {
     spdlog::warn("client tunnel failed peer={} service={} reason={}", peer, service, log_quote(why));
     c->close();
   };
-  target_->connect([this, alive = alive_, client, retried, fail](Result<ConnectionPtr> conn) {
+  target_->connect([this, alive = alive_, client, attempt, fail](Result<ConnectionPtr> conn) {
     if (!*alive) return;
     if (!conn) return fail(target_->peer_text(), client, conn.error().message);
     ConnectionPtr c = *conn;
     std::string peer = c->remote_peer().to_base58();
-    host_.open_stream(c, {std::string(kTunnelProtocol)}, [this, alive, client, retried, fail, peer, c](
+    host_.open_stream(c, {std::string(kTunnelProtocol)}, [this, alive, client, attempt, fail, peer, c](
                                                              Result<NegotiatedStream> ns) {
       if (!*alive) return;
       if (!ns) {
         // A connection that died unnoticed (e.g. the peer restarted): one retry on a fresh one,
         // or on another provider when the target has one.
         bool elsewhere = target_->failed(c->remote_peer());
-        if (!retried && (c->is_closed() || elsewhere)) return open_tunnel(client, true);
+        if (attempt + 1 < kMaxTunnelAttempts && (c->is_closed() || elsewhere)) {
+          spdlog::info("client tunnel retrying peer={} service={} reason={}", peer, spec_.service,
+                       log_quote(ns.error().message));
+          return open_tunnel(client, attempt + 1);
+        }
         return fail(peer, client, ns.error().message);
       }
       request_tunnel(host_, ns->stream, std::move(ns->leftover), spec_.service,
-                     [this, alive, client, retried, fail, peer, c](Result<OpenedTunnel> t, bool rejected) {
+                     [this, alive, client, attempt, fail, peer, c](Result<OpenedTunnel> t, bool rejected) {
                        if (!*alive) return;
                        if (!t) {
                          if (rejected) {
@@ -84,7 +88,11 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                            return;
                          }
                          bool elsewhere = target_->failed(c->remote_peer());
-                         if (!retried && (c->is_closed() || elsewhere)) return open_tunnel(client, true);
+                         if (attempt + 1 < kMaxTunnelAttempts && (c->is_closed() || elsewhere)) {
+                           spdlog::info("client tunnel retrying peer={} service={} reason={}", peer, spec_.service,
+                                        log_quote(t.error().message));
+                           return open_tunnel(client, attempt + 1);
+                         }
                          return fail(peer, client, t.error().message);
                        }
                        spdlog::info("client tunnel opened peer={} service={} bind={}", peer, spec_.service,

@@ -23,7 +23,10 @@ class TcpTunnelListener {
 
  private:
   void on_accept();
-  void open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, bool retried);
+  // Tries per accepted connection: a dead connection or provider gets replaced by a fresh
+  // connection or the next provider, a bounded number of times.
+  static constexpr int kMaxTunnelAttempts = 3;
+  void open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, int attempt);
 
   Host& host_;
   std::unique_ptr<TunnelTarget> target_;
