@@ -25,7 +25,7 @@ void KadQuery::add_candidates(const std::vector<KadPeerInfo>& peers, size_t dept
   for (const KadPeerInfo& p : peers) {
     if (p.id.empty() || p.id == self) continue;
     if (auto it = distance_of_.find(p.id); it != distance_of_.end()) {
-      // Known: only learn addresses we lacked (a peer we could not reach may now be reachable).
+      // Known: only learn addresses we lacked (its state stays; a failed peer is not asked again).
       Candidate& c = candidates_[it->second];
       for (const Multiaddr& a : p.addrs) {
         if (c.info.addrs.size() >= 32) break;
@@ -35,12 +35,17 @@ void KadQuery::add_candidates(const std::vector<KadPeerInfo>& peers, size_t dept
     }
     KadKey d = target.distance(KadKey::of_peer(p.id));
     if (candidates_.size() >= candidate_cap(config_)) {
-      auto last = std::prev(candidates_.end());
-      // Full: a newcomer farther than everything we hold is useless; else evict the farthest
-      // peer we have not asked yet.
-      if (d > last->first || last->second.state != PeerState::NotContacted) continue;
-      distance_of_.erase(last->second.info.id);
-      candidates_.erase(last);
+      // Full: evict the farthest peer we have not asked yet, if it is farther than the newcomer.
+      auto victim = candidates_.end();
+      for (auto it = candidates_.rbegin(); it != candidates_.rend() && it->first > d; ++it) {
+        if (it->second.state == PeerState::NotContacted) {
+          victim = std::next(it).base();
+          break;
+        }
+      }
+      if (victim == candidates_.end()) continue;
+      distance_of_.erase(victim->second.info.id);
+      candidates_.erase(victim);
     }
     candidates_.emplace(d, Candidate{.info = p, .state = PeerState::NotContacted, .depth = depth, .sent_ms = 0});
     distance_of_.emplace(p.id, d);

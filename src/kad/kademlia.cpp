@@ -283,7 +283,10 @@ void Kademlia::on_response(KadQueryId query, const PeerId& from, const KadMessag
   if (it == queries_.end()) return;  // finished or cancelled meanwhile
   KadQuery& q = *it->second;
   if (q.phase == KadQuery::Phase::Direct) {
-    if (!q.direct_pending(from)) return;
+    if (!q.direct_pending(from)) {
+      q.mark(from, true);  // a lookup request still out when the lookup ended: just settle it
+      return;
+    }
     if (q.kind == KadQueryKind::Ping) table_.ping_result(from, true, now_ms);
     q.finish_direct(from, true);
     drive(q, now_ms);
@@ -313,7 +316,10 @@ void Kademlia::on_failure(KadQueryId query, const PeerId& from, uint64_t now_ms)
   if (it == queries_.end()) return;
   KadQuery& q = *it->second;
   if (q.phase == KadQuery::Phase::Direct) {
-    if (!q.direct_pending(from)) return;
+    if (!q.direct_pending(from)) {
+      q.mark(from, false);  // see on_response: otherwise it would stay "waiting" and expire forever
+      return;
+    }
     if (q.kind == KadQueryKind::Ping) table_.ping_result(from, false, now_ms);
     q.finish_direct(from, false);
   } else if (q.mark(from, false)) {
@@ -365,13 +371,16 @@ void Kademlia::tick(uint64_t now_ms) {
       // Random lookups into buckets nobody touched lately keep far regions of the table fresh.
       constexpr size_t kMaxRefreshLookups = 8;
       size_t n = 0;
-      for (size_t b : table_.stale_buckets(now_ms, config_.bucket_refresh_ms)) {
+      constexpr int kMaxGuesses = 8192;  // per refresh, all buckets together
+      int guesses = 0;
+      std::vector<size_t> stale = table_.stale_buckets(now_ms, config_.bucket_refresh_ms);
+      std::sort(stale.rbegin(), stale.rend());  // far buckets first: cheap to hit, most peers
+      for (size_t b : stale) {
         if (n >= kMaxRefreshLookups) break;
         // Peers compare against sha256 of the key we send, so we need a key whose hash falls in
         // bucket b. Guessing finds one quickly for the far buckets, where nearly all peers live;
         // the near ones are covered by the self lookup above.
-        constexpr int kGuesses = 4096;
-        for (int i = 0; i < kGuesses; ++i) {
+        for (; guesses < kMaxGuesses; ++guesses) {
           Bytes key(32, '\0');
           for (size_t j = 0; j < 32; j += 8) {
             uint64_t r = next_random();
