@@ -1,6 +1,7 @@
 #include "punchgate/host/identify_message.hpp"
 
 #include "punchgate/wire/length_prefix.hpp"
+#include "punchgate/wire/protobuf_bounds.hpp"
 
 #include <protozero/exception.hpp>
 #include <protozero/pbf_reader.hpp>
@@ -49,27 +50,6 @@ Status check_caps(const IdentifyMessage& m) {
   return {};
 }
 
-// A permissive varint peek (protobuf allows padded varints): nullopt if malformed or truncated.
-std::optional<std::pair<uint64_t, size_t>> peek_varint(BytesView in) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < in.size() && i < 10; ++i) {
-    auto b = static_cast<uint8_t>(in[i]);
-    v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-    if ((b & 0x80) == 0) return std::pair<uint64_t, size_t>{v, i + 1};
-  }
-  return std::nullopt;
-}
-
-// protozero narrows keys and length prefixes to 32 bits, so a length of 2^32+1 would read as 1.
-// These check the full values first; malformed varints are left for protozero to report.
-bool key_fits(BytesView rest) {
-  auto k = peek_varint(rest);
-  return !k || k->first <= UINT32_MAX;
-}
-bool length_fits(BytesView rest) {
-  auto n = peek_varint(rest);
-  return !n || n->first <= rest.size() - n->second;
-}
 
 }  // namespace
 
@@ -95,11 +75,11 @@ Result<IdentifyMessage> IdentifyMessage::decode(BytesView protobuf) {
     protozero::pbf_reader r(protobuf.data(), protobuf.size());
     auto rest = [&r] { return BytesView(r.data().data(), r.data().size()); };
     while (true) {
-      if (!key_fits(rest())) return make_error("identify field key out of range");
+      if (!protobuf_key_fits(rest())) return make_error("identify field key out of range");
       if (!r.next()) break;
       const uint32_t tag = r.tag();
       if (r.wire_type() == protozero::pbf_wire_type::length_delimited &&
-          !length_fits(rest())) {
+          !protobuf_length_fits(rest())) {
         return make_error("identify field {} runs past the end of the message", tag);
       }
       const bool known = tag == kPublicKey || tag == kListenAddrs || tag == kProtocols || tag == kObservedAddr ||

@@ -1,6 +1,7 @@
 #include "punchgate/kad/kad_message.hpp"
 
 #include "punchgate/wire/length_prefix.hpp"
+#include "punchgate/wire/protobuf_bounds.hpp"
 
 #include <protozero/exception.hpp>
 #include <protozero/pbf_reader.hpp>
@@ -28,27 +29,6 @@ enum PeerField : uint32_t { kPeerId = 1, kPeerAddrs = 2, kPeerConnection = 3 };
 // RFC 3339 with nanoseconds is ~35 characters; anything much longer is not a timestamp.
 constexpr size_t kMaxTimeReceivedSize = 128;
 
-// A permissive varint peek (protobuf allows padded varints): nullopt if malformed or truncated.
-std::optional<std::pair<uint64_t, size_t>> peek_varint(BytesView in) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < in.size() && i < 10; ++i) {
-    auto b = static_cast<uint8_t>(in[i]);
-    v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-    if ((b & 0x80) == 0) return std::pair<uint64_t, size_t>{v, i + 1};
-  }
-  return std::nullopt;
-}
-
-// protozero narrows keys and length prefixes to 32 bits, so a length of 2^32+1 would read as 1.
-// These check the full values first; malformed varints are left for protozero to report.
-bool key_fits(BytesView rest) {
-  auto k = peek_varint(rest);
-  return !k || k->first <= UINT32_MAX;
-}
-bool length_fits(BytesView rest) {
-  auto n = peek_varint(rest);
-  return !n || n->first <= rest.size() - n->second;
-}
 
 Status check_size(const char* what, size_t size, size_t max) {
   if (size > max) return make_error("kad {} of {} bytes exceeds limit of {}", what, size, max);
@@ -74,9 +54,9 @@ Status walk(const char* what, BytesView msg, OnField&& on_field) {
   protozero::pbf_reader r(msg.data(), msg.size());
   auto rest = [&r] { return BytesView(r.data().data(), r.data().size()); };
   while (true) {
-    if (!key_fits(rest())) return make_error("kad {} field key out of range", what);
+    if (!protobuf_key_fits(rest())) return make_error("kad {} field key out of range", what);
     if (!r.next()) break;
-    if (r.wire_type() == protozero::pbf_wire_type::length_delimited && !length_fits(rest())) {
+    if (r.wire_type() == protozero::pbf_wire_type::length_delimited && !protobuf_length_fits(rest())) {
       return make_error("kad {} field {} runs past the end of the message", what, r.tag());
     }
     Result<bool> handled = on_field(r, r.tag());
