@@ -144,8 +144,11 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                  "map any provider of a service found in the DHT to a local port: SVC@BINDHOST:PORT[/udp], "
                  "repeatable (env PUNCHGATE_TUNNEL_BY_NAME)")
       ->type_name("SPEC");
-  std::optional<bool> mdns;
-  app.add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS (default on; env PUNCHGATE_MDNS)");
+  // CLI11 fills a std::optional flag even when it is absent, so the flag's count tells whether
+  // the command line chose; otherwise PUNCHGATE_MDNS decides, and the default is on.
+  bool mdns = true;
+  auto* mdns_flag =
+      app.add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS (default on; env PUNCHGATE_MDNS)");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -175,7 +178,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   dht_cmd->add_option("--bootstrap", bootstrap, "peer to join the DHT through")
       ->type_name("MULTIADDR")
       ->allow_extra_args(false);
-  dht_cmd->add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS");
+  auto* dht_mdns_flag = dht_cmd->add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS");
   app.require_subcommand(0, 1);
   // Global options may also follow the subcommand (punchgate pipe <B> ssh --bootstrap …).
   for (auto* sub : {id_cmd, ping_cmd, pipe_cmd, dht_cmd}) sub->fallthrough();
@@ -215,8 +218,8 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     if (!parsed) return exit_code = 2, parsed.error();
   }
 
-  if (mdns) {
-    cfg.mdns = *mdns;
+  if (mdns_flag->count() > 0 || dht_mdns_flag->count() > 0) {
+    cfg.mdns = mdns;
   } else if (const char* env = std::getenv("PUNCHGATE_MDNS"); env && *env) {
     std::string v = env;
     if (v == "1" || v == "true" || v == "on" || v == "yes") {
