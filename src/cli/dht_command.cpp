@@ -17,15 +17,6 @@ namespace {
 // Joining: connect + identify + self lookup. Without bootstrap peers only mDNS could help.
 constexpr uint64_t kJoinTimeoutMs = 20'000;
 
-std::string addrs_line(const std::vector<Multiaddr>& addrs) {
-  std::string out;
-  for (const Multiaddr& a : addrs) {
-    if (!out.empty()) out += ',';
-    out += a.to_string();
-  }
-  return out;
-}
-
 void print_line(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fputc('\n', stdout);
@@ -71,7 +62,7 @@ int run_dht(const Config& cfg) {
     switch (cfg.dht_op) {
       case DhtOp::FindProviders:
         kad.get_providers(cfg.dht_key, [&](const KadQueryResult& r) {
-          for (const KadPeerInfo& p : r.providers) print_line(p.id.to_base58() + " " + addrs_line(p.addrs));
+          for (const KadPeerInfo& p : r.providers) print_line(p.id.to_base58() + " " + join_multiaddrs(p.addrs));
           exit_code = r.providers.empty() ? 1 : 0;
           if (r.providers.empty()) spdlog::error("dht: no provider found");
           stop();

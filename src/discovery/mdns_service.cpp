@@ -78,37 +78,10 @@ std::string ip_of(const Multiaddr& a) {
   return ep->host;
 }
 
-bool is_loopback(const Multiaddr& a) {
-  const auto& c = a.components();
-  if (c.empty()) return false;
-  if (c[0].protocol == MultiaddrProtocol::Ip4) {
-    return c[0].value.size() == 4 && static_cast<uint8_t>(c[0].value[0]) == 127;
-  }
-  if (c[0].protocol == MultiaddrProtocol::Ip6) return c[0].value == Bytes(15, '\0') + '\1';
-  return false;
-}
-
-bool is_unspecified(const Multiaddr& a) {
-  const auto& c = a.components();
-  if (c.empty()) return false;
-  if (c[0].protocol == MultiaddrProtocol::Ip4) return c[0].value == Bytes(4, '\0');
-  if (c[0].protocol == MultiaddrProtocol::Ip6) return c[0].value == Bytes(16, '\0');
-  return false;
-}
-
 // Addresses worth announcing or dialing: /ip4|ip6/…/udp/…/quic-v1, with a real IP.
 bool is_announceable(const Multiaddr& a) {
   auto ep = quic_endpoint_of(a);
-  return ep && !ep->is_dns && !is_unspecified(a);
-}
-
-std::string join_addrs(const std::vector<Multiaddr>& addrs) {
-  std::string out;
-  for (const Multiaddr& a : addrs) {
-    if (!out.empty()) out += ',';
-    out += a.to_string();
-  }
-  return out;
+  return ep && !ep->is_dns && !a.is_unspecified_ip();
 }
 
 // 32 to 63 random alphanumerics, as rust-libp2p does: unguessable, different every run, and a
@@ -310,7 +283,7 @@ void MdnsServiceImpl::send_response() {
     // Our loopback addresses mean nothing to another machine: announce them only on loopback.
     std::vector<Multiaddr> addrs;
     for (const Multiaddr& a : all) {
-      if (iface.loopback || !is_loopback(a)) addrs.push_back(a);
+      if (iface.loopback || !a.is_loopback_ip()) addrs.push_back(a);
     }
     auto packets = mdns::build_response(host_.peer_id(), instance_label_, addrs);
     if (!packets) {
@@ -342,7 +315,7 @@ void MdnsServiceImpl::on_peer(mdns::DiscoveredPeer found, const std::string& fro
   Known& k = it->second;
   host_.peer_store().add_addrs(peer, addrs);
   if (std::any_of(addrs.begin(), addrs.end(), [&](const Multiaddr& a) { return !k.logged.contains(a); })) {
-    spdlog::info("mdns discovered peer={} addrs=[{}]", peer.to_base58(), join_addrs(addrs));
+    spdlog::info("mdns discovered peer={} addrs=[{}]", peer.to_base58(), join_multiaddrs(addrs));
     if (k.logged.size() + addrs.size() > kMaxLoggedAddrsPerPeer) k.logged.clear();
     k.logged.insert(addrs.begin(), addrs.end());
   }

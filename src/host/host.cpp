@@ -17,14 +17,6 @@ namespace {
 
 constexpr uint64_t kMaxBackoffMs = 60'000;
 
-bool is_unspecified(const Multiaddr& a) {
-  const auto& c = a.components();
-  if (c.empty()) return false;
-  if (c[0].protocol == MultiaddrProtocol::Ip4) return c[0].value == Bytes(4, '\0');
-  if (c[0].protocol == MultiaddrProtocol::Ip6) return c[0].value == Bytes(16, '\0');
-  return false;
-}
-
 // The interface addresses an unspecified bind (0.0.0.0 / ::) is reachable on, with its port.
 std::vector<Multiaddr> expand_unspecified(const Multiaddr& bound) {
   auto ep = quic_endpoint_of(bound);
@@ -114,7 +106,7 @@ std::vector<Multiaddr> Host::listen_addrs() const {
   std::vector<Multiaddr> out;
   if (!transport_) return out;
   for (const Multiaddr& a : transport_->listen_addrs()) {
-    if (is_unspecified(a)) {
+    if (a.is_unspecified_ip()) {
       for (auto& e : expand_unspecified(a)) out.push_back(std::move(e));
     } else {
       out.push_back(a);

@@ -382,4 +382,29 @@ Multiaddr multiaddr_from_sockaddr(const sockaddr* sa, bool quic_v1) {
                     {quic_v1 ? MultiaddrProtocol::QuicV1 : MultiaddrProtocol::Quic, {}}});
 }
 
+bool Multiaddr::is_unspecified_ip() const {
+  if (components_.empty()) return false;
+  const MultiaddrComponent& c = components_[0];
+  if (c.protocol == MultiaddrProtocol::Ip4) return c.value == Bytes(4, '\0');
+  if (c.protocol == MultiaddrProtocol::Ip6) return c.value == Bytes(16, '\0');
+  return false;
+}
+
+bool Multiaddr::is_loopback_ip() const {
+  if (components_.empty()) return false;
+  const MultiaddrComponent& c = components_[0];
+  if (c.protocol == MultiaddrProtocol::Ip4) return c.value.size() == 4 && static_cast<uint8_t>(c.value[0]) == 127;
+  if (c.protocol == MultiaddrProtocol::Ip6) return c.value == Bytes(15, '\0') + '\1';
+  return false;
+}
+
+std::string join_multiaddrs(const std::vector<Multiaddr>& addrs) {
+  std::string out;
+  for (const Multiaddr& a : addrs) {
+    if (!out.empty()) out += ',';
+    out += a.to_string();
+  }
+  return out;
+}
+
 }  // namespace punchgate

@@ -78,6 +78,10 @@ class Multiaddr {
   std::optional<PeerId> peer_id() const;
   // Drops a trailing /p2p/<id>, if any.
   Multiaddr without_peer_id() const;
+  // The first component is /ip4/0.0.0.0 or /ip6/:: (a wildcard bind, not a place to dial).
+  bool is_unspecified_ip() const;
+  // The first component is /ip4/127.x.x.x or /ip6/::1.
+  bool is_loopback_ip() const;
 
   friend bool operator==(const Multiaddr&, const Multiaddr&) = default;
   friend auto operator<=>(const Multiaddr&, const Multiaddr&) = default;
@@ -115,6 +119,9 @@ Result<QuicEndpointAddr> quic_endpoint_of(const Multiaddr& addr);
 // address. IPv4-mapped IPv6 (::ffff:a.b.c.d, as dual-stack sockets report IPv4 peers) becomes
 // /ip4. Any other family gives an empty Multiaddr.
 Multiaddr multiaddr_from_sockaddr(const sockaddr* sa, bool quic_v1);
+
+// "a,b,c" of the addresses' text forms, for logs and command output.
+std::string join_multiaddrs(const std::vector<Multiaddr>& addrs);
 
 }  // namespace punchgate
 

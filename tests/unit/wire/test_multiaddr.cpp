@@ -351,3 +351,24 @@ TEST(Multiaddr, WithPeerIdOnEmptyIdIsNoOp) {
 
 }  // namespace
 }  // namespace punchgate
+
+namespace punchgate {
+namespace {
+
+TEST(MultiaddrIpKind, UnspecifiedAndLoopback) {
+  auto m = [](const char* t) { return *Multiaddr::parse(t); };
+  EXPECT_TRUE(m("/ip4/0.0.0.0/udp/1/quic-v1").is_unspecified_ip());
+  EXPECT_TRUE(m("/ip6/::/udp/1/quic-v1").is_unspecified_ip());
+  EXPECT_FALSE(m("/ip4/0.0.0.1/udp/1/quic-v1").is_unspecified_ip());
+  EXPECT_FALSE(m("/dns4/localhost/udp/1/quic-v1").is_unspecified_ip());
+  EXPECT_TRUE(m("/ip4/127.9.9.9/udp/1/quic-v1").is_loopback_ip());
+  EXPECT_TRUE(m("/ip6/::1/udp/1/quic-v1").is_loopback_ip());
+  EXPECT_FALSE(m("/ip6/::2/udp/1/quic-v1").is_loopback_ip());
+  EXPECT_FALSE(m("/ip4/128.0.0.1/udp/1/quic-v1").is_loopback_ip());
+  EXPECT_EQ(join_multiaddrs({m("/ip4/1.2.3.4/udp/5/quic-v1"), m("/ip6/::1/udp/6/quic-v1")}),
+            "/ip4/1.2.3.4/udp/5/quic-v1,/ip6/::1/udp/6/quic-v1");
+  EXPECT_EQ(join_multiaddrs({}), "");
+}
+
+}  // namespace
+}  // namespace punchgate
