@@ -23,13 +23,9 @@ test keeps its temp dir (logs) and says where; processes are always killed.
 
 from __future__ import annotations
 
-import os
 import re
-import select
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -38,131 +34,22 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import TestFailure, check, main, wait_for  # noqa: E402
+from punchgate_helpers import (  # noqa: E402
+    PEER_ID_RX, T, TcpEchoServer, check_alive, check_bad_values, check_punchgate_binary, echo_once,
+    free_port, isolate_env, make_identity, node_info, spawn_node, start_node, stop_cleanly,
+    wait_tunnel_listening,
+)
 
-LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
-LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1)\b"
-PEER_ID_RX = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
-LOCAL_PEER_ID_RX = r"local_peer_id=(" + PEER_ID_RX + r")"
 KAD_PEER_ADDED_RX = r"kad peer added peer=(" + PEER_ID_RX + r") table_size=(\d+)"
 KAD_BOOTSTRAP_RX = r"kad bootstrap finished peers=(\d+)"
-T = 30   # generous, only to avoid hangs
 TD = 60  # DHT steps (bootstrap, announce, lookups): still only there to avoid hangs
 FAILOVER_DEADLINE = 150  # the consumer must reach the second provider within this after the kill
 
-# The tests control the environment of every punchgate they start.
-for _k in ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-           "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS",
-           "PUNCHGATE_LOG", "RUST_LOG"):
-    os.environ.pop(_k, None)
-os.environ["PUNCHGATE_LOG"] = "info"
-
-
-# --------------------------------------------------------------------------
-# local services
-
-class EchoServer:
-    """Threaded TCP server on 127.0.0.1: reads each connection until EOF, then
-    writes `prefix` + everything it read and closes. Counts connections."""
-
-    def __init__(self, prefix: bytes = b""):
-        self.prefix = prefix
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept_loop, name=f"echo-{self.port}", daemon=True)
-        self._thread.start()
-
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            r, _, _ = select.select([self.sock], [], [], 0.1)
-            if not r:
-                continue
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket):
-        try:
-            conn.settimeout(120)
-            data = b""
-            while True:
-                d = conn.recv(1 << 16)
-                if not d:
-                    break
-                data += d
-            conn.sendall(self.prefix + data)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+isolate_env()
 
 
 # --------------------------------------------------------------------------
 # helpers
-
-def free_port() -> int:
-    """A currently free loopback TCP port (bind to 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_identity(h, name: str) -> tuple[str, str]:
-    path = h.path(name)
-    p = h.run_punchgate("--identity", path, "id", timeout=T, name=f"id-{name}")
-    check(p.returncode == 0, f"`punchgate --identity {path} id` exited {p.returncode}: {p.stderr().strip()!r}")
-    out = p.stdout().strip()
-    check(re.fullmatch(PEER_ID_RX, out), f"`punchgate id` printed {out!r}")
-    return path, out
-
-
-def start_node(h, name: str, *extra, bootstrap: str | None = None):
-    """Start a node listening on a random loopback port (not waiting for anything)."""
-    argv = ["--identity", h.path(f"{name}.key"), "--listen", LISTEN]
-    if bootstrap:
-        argv += ["--bootstrap", bootstrap]
-    return h.start_punchgate(*argv, *extra, name=name)
-
-
-def node_info(proc) -> tuple[str, str]:
-    """(peer id, listen multiaddr) of a started node, from its startup log."""
-    peer_id = wait_for(proc, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
-    addr = wait_for(proc, LISTEN_RX, timeout=T, stream="stderr").group(1)
-    return peer_id, addr
-
-
-def start_bootstrap_node(h, name: str = "boot"):
-    """A plain node without --bootstrap; returns (proc, peer id, '/ip4/…/p2p/ID')."""
-    p = start_node(h, name)
-    peer_id, addr = node_info(p)
-    return p, peer_id, f"{addr}/p2p/{peer_id}"
-
-
-def wait_bound(proc, port: int, timeout: float = T) -> None:
-    """Wait until a tunnel listener (by peer or by name) on 127.0.0.1:port is up."""
-    wait_for(proc, r"tunnel listening bind=127\.0\.0\.1:" + str(port) + r"\b", timeout=timeout, stream="stderr")
-
 
 def wait_announced(proc, service: str, timeout: float = TD) -> int:
     """Wait for `provider announced key="/punchgate/svc/SERVICE" peers=N` with N >= 1; return N."""
@@ -192,27 +79,6 @@ def kad_table_sizes(proc) -> list[tuple[str, int]]:
     return [(p, int(n)) for p, n in re.findall(KAD_PEER_ADDED_RX, proc.stderr())]
 
 
-def echo_once(port: int, payload: bytes, timeout: float = T) -> bytes:
-    """Connect to 127.0.0.1:port, send payload, half-close, read until EOF
-    (a reset counts as EOF)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(payload)
-            s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        try:
-            while True:
-                d = s.recv(1 << 16)
-                if not d:
-                    break
-                chunks.append(d)
-        except ConnectionResetError:
-            pass
-        return b"".join(chunks)
-
-
 def echo_until(port: int, payload: bytes, want: bytes, deadline_s: float, procs=(),
                attempt_timeout: float = TD, what: str = "") -> int:
     """Repeat echo_once until it returns `want`; return the number of attempts.
@@ -235,29 +101,6 @@ def echo_until(port: int, payload: bytes, want: bytes, deadline_s: float, procs=
         time.sleep(1)
 
 
-def check_alive(*procs) -> None:
-    for p in procs:
-        check(p.alive(), f"{p.name} died (rc={p.returncode})")
-
-
-def stop_cleanly(*procs) -> None:
-    """SIGTERM each node still running; each must exit 0 (under ASan a leak or
-    error report makes that fail) within a generous time."""
-    for p in procs:
-        p.send_signal()
-    problems = []
-    for p in procs:
-        try:
-            rc = p.popen.wait(timeout=T)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            problems.append(f"{p.name} did not exit within {T}s of SIGTERM")
-            continue
-        if rc != 0:
-            problems.append(f"{p.name} exited {rc} on SIGTERM, want 0 (stderr tail: {p.stderr()[-300:]!r})")
-    check(not problems, "unclean shutdown: " + "; ".join(problems))
-
-
 # --------------------------------------------------------------------------
 # tests
 
@@ -266,8 +109,8 @@ def test_tunnel_by_name_across_eleven_nodes(h):
     --tunnel-by-name echo@…: a TCP client of N8 gets its bytes echoed by N3's
     service after N8 found N3 in the DHT. Routing tables fill beyond the
     bootstrap node."""
-    with EchoServer() as echo:
-        boot, boot_id, boot_addr = start_bootstrap_node(h)
+    with TcpEchoServer(reply_at_eof=True) as echo:
+        boot, boot_id, boot_addr = start_node(h, "boot")
         port = free_port()
         nodes = {}
         for i in range(1, 11):
@@ -276,7 +119,7 @@ def test_tunnel_by_name_across_eleven_nodes(h):
                 extra = ["--expose", f"echo=127.0.0.1:{echo.port}"]
             elif i == 8:
                 extra = ["--tunnel-by-name", f"echo@127.0.0.1:{port}"]
-            nodes[i] = start_node(h, f"N{i}", *extra, bootstrap=boot_addr)
+            nodes[i] = spawn_node(h, f"N{i}", *extra, bootstrap=boot_addr)
         ids = {i: node_info(p)[0] for i, p in nodes.items()}
         check(len(set(ids.values()) | {boot_id}) == 11, f"peer ids are not distinct: {ids} boot={boot_id}")
 
@@ -285,7 +128,7 @@ def test_tunnel_by_name_across_eleven_nodes(h):
         n3, n8 = nodes[3], nodes[8]
         peers = wait_announced(n3, "echo")
         print(f"  N3 announced /punchgate/svc/echo to {peers} peer(s)", flush=True)
-        wait_bound(n8, port)
+        wait_tunnel_listening(n8, port)
 
         payload = b"hello by name across eleven nodes\n"
         got = echo_once(port, payload, timeout=TD)
@@ -320,19 +163,20 @@ def test_failover_to_second_provider(h):
     """P1 and P2 both expose `svc` (their echo servers prefix replies with
     'P1:'/'P2:'); consumer C has --tunnel-by-name svc@…. After the provider that
     answered is SIGKILLed, new connections through C reach the other one."""
-    with EchoServer(b"P1:") as e1, EchoServer(b"P2:") as e2:
-        boot, boot_id, boot_addr = start_bootstrap_node(h)
-        p1 = start_node(h, "P1", "--expose", f"svc=127.0.0.1:{e1.port}", bootstrap=boot_addr)
-        p2 = start_node(h, "P2", "--expose", f"svc=127.0.0.1:{e2.port}", bootstrap=boot_addr)
+    with TcpEchoServer(prefix=b"P1:", reply_at_eof=True) as e1, \
+            TcpEchoServer(prefix=b"P2:", reply_at_eof=True) as e2:
+        boot, boot_id, boot_addr = start_node(h, "boot")
+        p1 = spawn_node(h, "P1", "--expose", f"svc=127.0.0.1:{e1.port}", bootstrap=boot_addr)
+        p2 = spawn_node(h, "P2", "--expose", f"svc=127.0.0.1:{e2.port}", bootstrap=boot_addr)
         p1_id, _ = node_info(p1)
         p2_id, _ = node_info(p2)
         wait_announced(p1, "svc")
         wait_announced(p2, "svc")
         port = free_port()
-        c = start_node(h, "C", "--tunnel-by-name", f"svc@127.0.0.1:{port}", bootstrap=boot_addr)
+        c = spawn_node(h, "C", "--tunnel-by-name", f"svc@127.0.0.1:{port}", bootstrap=boot_addr)
         c_id, _ = node_info(c)
         wait_kad_bootstrap(c)
-        wait_bound(c, port)
+        wait_tunnel_listening(c, port)
 
         got = echo_once(port, b"first\n", timeout=TD)
         check(got in (b"P1:first\n", b"P2:first\n"), f"first connection through C returned {got!r}, "
@@ -368,16 +212,16 @@ def test_failover_to_second_provider(h):
 def test_tunnel_to_peer_without_address(h):
     """--tunnel P:echo@… where nobody gave C an address for P: C and P only
     bootstrap to the same bootstrap node, and C finds P with FIND_NODE."""
-    with EchoServer() as echo:
-        boot, boot_id, boot_addr = start_bootstrap_node(h)
-        p = start_node(h, "P", "--expose", f"echo=127.0.0.1:{echo.port}", bootstrap=boot_addr)
+    with TcpEchoServer(reply_at_eof=True) as echo:
+        boot, boot_id, boot_addr = start_node(h, "boot")
+        p = spawn_node(h, "P", "--expose", f"echo=127.0.0.1:{echo.port}", bootstrap=boot_addr)
         p_id, _ = node_info(p)
         # the bootstrap node must know P before C can learn P's address from it
         wait_for(boot, r"kad peer added peer=" + p_id + r"\b", timeout=TD, stream="stderr")
         port = free_port()
-        c = start_node(h, "C", "--tunnel", f"{p_id}:echo@127.0.0.1:{port}", bootstrap=boot_addr)
+        c = spawn_node(h, "C", "--tunnel", f"{p_id}:echo@127.0.0.1:{port}", bootstrap=boot_addr)
         c_id, _ = node_info(c)
-        wait_bound(c, port)
+        wait_tunnel_listening(c, port)
         # connect at once: C may still be joining the DHT; allow it a few tries to find P
         attempts = echo_until(port, b"found by FIND_NODE\n", b"found by FIND_NODE\n", TD,
                               procs=(boot, p, c), what="tunnel to P")
@@ -417,33 +261,13 @@ def test_bad_tunnel_by_name_values(h):
         ({"PUNCHGATE_TUNNEL_BY_NAME": "ok@127.0.0.1:9004,@127.0.0.1:9005"}, "@127.0.0.1:9005"),
         ({"PUNCHGATE_TUNNEL_BY_NAME": "a@127.0.0.1:9006,b@127.0.0.1:9006"}, "127.0.0.1:9006"),
     ]
-    procs = []
-    for i, (spec, want) in enumerate(cases):
-        if isinstance(spec, dict):
-            p = h.start_punchgate("--identity", key, "--listen", LISTEN, env=spec, name=f"bad{i}")
-        else:
-            p = h.start_punchgate("--identity", key, "--listen", LISTEN, *spec, name=f"bad{i}")
-        procs.append((p, spec, want))
-    problems = []
-    for p, spec, want in procs:
-        try:
-            rc = p.wait_exit(15)
-        except TestFailure:
-            problems.append(f"{spec}: did not exit within 15 s (killed)")
-            continue
-        err_lines = p.stderr().splitlines()
-        if rc != 2:
-            problems.append(f"{spec}: exited {rc}, want 2")
-        if len(err_lines) != 1 or not err_lines[0].strip():
-            problems.append(f"{spec}: stderr has {len(err_lines)} lines, want exactly 1: {err_lines[:5]}")
-        elif want not in err_lines[0]:
-            problems.append(f"{spec}: stderr {err_lines[0]!r} does not contain {want!r}")
-    check(not problems, "bad-value cases failed:\n  " + "\n  ".join(problems))
+    check_bad_values(h, key, cases, exit_code=2, what="bad-value")
 
 
 def preflight(args) -> str | None:
-    if not args.punchgate:
-        return "no --punchgate binary given"
+    problem = check_punchgate_binary(args)
+    if problem:
+        return problem
     try:
         r = subprocess.run([args.punchgate, "--help"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:

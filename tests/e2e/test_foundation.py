@@ -30,12 +30,10 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 from punchgate_harness import (  # noqa: E402
     TestFailure, check, identify_received, main, ping_lines, wait_for,
 )
-
-LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
-LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1)\b"
-PEER_ID_RX = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
-LOCAL_PEER_ID_RX = r"local_peer_id=(" + PEER_ID_RX + r")"
-T = 30  # generous, only to avoid hangs
+from punchgate_helpers import (  # noqa: E402
+    LISTEN, LISTEN_RX, LOCAL_PEER_ID_RX, PEER_ID_RX, T, check_bad_values, count_matches, isolate_env,
+    make_identity, stop_cleanly, wait_count,
+)
 
 PROTOCOL_VERSION = "/punchgate/id/1.0.0"
 AGENT_PREFIX = "punchgate/"
@@ -44,24 +42,11 @@ ID_PROTO = "/ipfs/id/1.0.0"
 
 # The tests control the environment of every punchgate they start: nothing
 # from the caller's environment may change listen/bootstrap/identity/log level.
-for _k in ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_LOG", "RUST_LOG"):
-    os.environ.pop(_k, None)
-os.environ["PUNCHGATE_LOG"] = "info"
+isolate_env()
 
 
 # --------------------------------------------------------------------------
-# helpers (local; the shared harness is owned elsewhere)
-
-def make_identity(h, name: str) -> tuple[str, str]:
-    """Create (or read) identity file `name` in the temp dir via `punchgate id`;
-    return (path, peer_id)."""
-    path = h.path(name)
-    p = h.run_punchgate("--identity", path, "id", timeout=T, name=f"id-{name}")
-    check(p.returncode == 0, f"`punchgate --identity {path} id` exited {p.returncode}: {p.stderr().strip()!r}")
-    out = p.stdout().strip()
-    check(re.fullmatch(PEER_ID_RX, out), f"`punchgate id` printed {out!r}, want a single 12D3KooW… peer id")
-    return path, out
-
+# helpers
 
 def start_node(h, name: str, identity: str | None, *args, env: dict | None = None,
                n_listen: int = 1):
@@ -85,25 +70,6 @@ def port_of(addr: str) -> int:
     m = re.search(r"/udp/(\d+)/", addr + "/")
     check(m, f"no /udp/ port in {addr}")
     return int(m.group(1))
-
-
-def count_matches(proc, pattern: str, stream: str = "stderr") -> int:
-    return len(re.findall(pattern, proc.text(stream), re.M))
-
-
-def wait_count(proc, pattern: str, n: int, timeout: float = T, stream: str = "stderr") -> None:
-    """Wait until `pattern` occurs at least n times in proc's output."""
-    deadline = time.monotonic() + timeout
-    while True:
-        exited = proc.popen.poll() is not None
-        c = count_matches(proc, pattern, stream)
-        if c >= n:
-            return
-        if exited:
-            raise TestFailure(f"{proc.name} exited (rc={proc.returncode}) with {c} of {n} /{pattern}/")
-        if time.monotonic() >= deadline:
-            raise TestFailure(f"timed out after {timeout:.0f}s: {proc.name} printed /{pattern}/ {c} times, want {n}")
-        time.sleep(0.05)
 
 
 def conn_opened_rx(peer: str, endpoint: str) -> str:
@@ -157,23 +123,6 @@ def free_udp_socket() -> socket.socket:
     return s
 
 
-def check_clean_exit(*procs, timeout: float = 20) -> None:
-    """SIGTERM all `procs` at once; each must exit 0 (SIGKILL after `timeout`)."""
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    bad = []
-    for p in procs:
-        try:
-            rc = p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            rc = None
-        p.kill()
-        if rc != 0:
-            bad.append(f"{p.name} rc={rc if rc is not None else f'(still running after {timeout:.0f}s, killed)'}")
-    check(not bad, "SIGTERM did not give exit code 0: " + ", ".join(bad))
-
-
 def kill_now(*procs) -> None:
     """SIGKILL: for tests that have what they need and do not check shutdown."""
     for p in procs:
@@ -209,7 +158,7 @@ def test_bootstrap_identify(h):
     check(count_matches(a, r"connection opened") == 1 and count_matches(b, r"connection opened") == 1,
           "expected exactly one connection per node")
     check(not re.search(r"connection closed", a.stderr() + b.stderr()), "a connection was closed unexpectedly")
-    check_clean_exit(a, b)
+    stop_cleanly(a, b, timeout=20)
 
 
 def test_ping_both(h):
@@ -275,7 +224,7 @@ def test_shutdown_and_reconnect(h):
     wait_for(a2, conn_opened_rx(b_id, "listener"), timeout=T, stream="stderr")
     identify_from(a2, b_id)
     check(b.alive(), f"B died (rc={b.returncode})")
-    check_clean_exit(a2, b)
+    stop_cleanly(a2, b, timeout=20)
 
 
 def test_bootstrap_before_peer_up(h):
@@ -348,30 +297,8 @@ def test_bad_input(h):
     cases.append(({"PUNCHGATE_LISTEN": "/ip4/127.0.0.1/udp/70000/quic-v1"}, "70000"))
     cases.append(({"PUNCHGATE_LISTEN": LISTEN, "PUNCHGATE_BOOTSTRAP": "/ip4/127.0.0.1/udp/1/quic-v1"},
                   "/ip4/127.0.0.1/udp/1/quic-v1"))
-    procs = []
-    for i, (spec, want) in enumerate(cases):
-        if isinstance(spec, dict):
-            p = h.start_punchgate("--identity", key, env=spec, name=f"bad{i}")
-        else:
-            p = h.start_punchgate("--identity", key, *spec, name=f"bad{i}")
-        procs.append((p, spec, want))
-    problems = []
-    for p, spec, want in procs:
-        try:
-            rc = p.wait_exit(10)
-        except TestFailure:
-            problems.append(f"{spec}: did not exit within 10 s (killed)")
-            continue
-        err_lines = p.stderr().splitlines()
-        if rc == 0:
-            problems.append(f"{spec}: exited 0, want non-zero")
-        if len(err_lines) != 1 or not err_lines[0].strip():
-            problems.append(f"{spec}: stderr has {len(err_lines)} lines, want exactly 1 non-empty: {err_lines}")
-        elif want not in err_lines[0]:
-            problems.append(f"{spec}: stderr {err_lines[0]!r} does not name {want!r}")
-        if ping_lines(p.stdout()):
-            problems.append(f"{spec}: printed ping lines: {p.stdout()!r}")
-    check(not problems, "bad-input cases failed:\n  " + "\n  ".join(problems))
+    check_bad_values(h, key, cases, base=(), wait=10, what="bad-input",
+                     also=lambda p: f"printed ping lines: {p.stdout()!r}" if ping_lines(p.stdout()) else None)
 
 
 def test_identity_file(h):

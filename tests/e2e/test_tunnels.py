@@ -44,27 +44,15 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import TestFailure, check, main, wait_for  # noqa: E402
+from punchgate_helpers import (  # noqa: E402
+    LISTEN, LOCAL_PEER_ID_RX, T, TcpEchoServer, check_alive, check_bad_values, echo_once, free_port,
+    isolate_env, make_identity, node_info, recv_all, scale_from_env, spawn_node, wait_count,
+    wait_tunnel_listening,
+)
 
-LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
-LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1)\b"
-PEER_ID_RX = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
-LOCAL_PEER_ID_RX = r"local_peer_id=(" + PEER_ID_RX + r")"
-T = 30  # generous, only to avoid hangs
 STALL = 30  # test_concurrent_connections gives up when no connection finished for this long
 
-
-def _scale() -> float:
-    raw = os.environ.get("PUNCHGATE_TEST_SCALE", "1.0")
-    try:
-        v = float(raw)
-    except ValueError:
-        raise SystemExit(f"PUNCHGATE_TEST_SCALE={raw!r} is not a number")
-    if not v > 0:
-        raise SystemExit(f"PUNCHGATE_TEST_SCALE={raw!r} must be > 0")
-    return v
-
-
-SCALE = _scale()
+SCALE = scale_from_env()
 BULK_BYTES = max(1 << 20, int((1 << 30) * SCALE))   # test_bulk_transfer, each direction
 N_CONCURRENT = max(50, int(1000 * SCALE))            # test_concurrent_connections
 PIPE_BYTES = max(64 << 10, int((8 << 20) * SCALE))   # test_pipe
@@ -82,146 +70,11 @@ def _raise_fd_limit(want: int) -> None:
 
 _raise_fd_limit(4 * N_CONCURRENT + 512)
 
-# The tests control the environment of every punchgate they start.
-for _k in ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-           "PUNCHGATE_TUNNEL", "PUNCHGATE_ALLOW", "PUNCHGATE_LOG", "RUST_LOG"):
-    os.environ.pop(_k, None)
-os.environ["PUNCHGATE_LOG"] = "info"
+isolate_env()
 
 
 # --------------------------------------------------------------------------
 # local services (run inside this process, torn down by the tests' finally blocks)
-
-class TcpEchoServer:
-    """asyncio TCP echo server on 127.0.0.1 in a background thread.
-
-    Echoes everything; when the client half-closes (EOF), writes `trailer`
-    (if any) after the echoed bytes and then closes ("reply then close").
-    Counts connections and EOFs seen.
-
-    Banner mode (`banner` set): sends the banner and shuts its write side,
-    then only counts what it receives (the other direction of half-close)
-    and closes after the client's EOF. banner_on="data": the banner goes out
-    when the first bytes arrive (a request/response service);
-    banner_on="connect": at once on accept, and with hang_up=True the server
-    then closes the connection outright (a service that speaks first).
-    """
-
-    def __init__(self, trailer: bytes = b"", banner: bytes = b"", banner_on: str = "data",
-                 hang_up: bool = False):
-        assert banner_on in ("data", "connect")
-        self.trailer = trailer
-        self.banner = banner
-        self.banner_on = banner_on
-        self.hang_up = hang_up
-        self.connections = 0
-        self.eofs = 0
-        self.received = 0  # banner mode: bytes received (not echoed)
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._server = None
-        self.transports: set = set()
-        ready = threading.Event()
-        err: list = []
-
-        def run():
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._server = self._loop.run_until_complete(
-                    self._loop.create_server(lambda: _EchoProtocol(self), "127.0.0.1", 0, backlog=4096))
-            except BaseException as e:  # noqa: BLE001
-                err.append(e)
-                ready.set()
-                return
-            ready.set()
-            self._loop.run_forever()
-            # shutting down: close listener and every transport
-            self._server.close()
-            for t in asyncio.all_tasks(self._loop):
-                t.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="tcp-echo", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if err:
-            raise err[0]
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def _note(self, attr: str) -> None:
-        with self._lock:
-            setattr(self, attr, getattr(self, attr) + 1)
-
-    def close(self) -> None:
-        if self._loop.is_closed():
-            return
-
-        def stop():
-            for t in list(self.transports):
-                t.abort()
-            self._loop.stop()
-        try:
-            self._loop.call_soon_threadsafe(stop)
-        except RuntimeError:
-            pass
-        self._thread.join(10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-class _EchoProtocol(asyncio.Protocol):
-    def __init__(self, server: TcpEchoServer):
-        self.server = server
-        self.transport = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.server.transports.add(transport)
-        self.server._note("connections")
-        transport.set_write_buffer_limits(high=1 << 20, low=256 << 10)
-        self.banner_sent = False
-        if self.server.banner and self.server.banner_on == "connect":
-            self._send_banner()
-
-    def _send_banner(self):
-        self.banner_sent = True
-        self.transport.write(self.server.banner)
-        if self.server.hang_up:
-            self.transport.close()
-        else:
-            self.transport.write_eof()
-
-    def data_received(self, data):
-        if self.server.banner:
-            with self.server._lock:
-                self.server.received += len(data)
-            if not self.banner_sent:
-                self._send_banner()
-            return
-        self.transport.write(data)
-
-    def pause_writing(self):  # the peer is not reading: stop reading from it too
-        self.transport.pause_reading()
-
-    def resume_writing(self):
-        self.transport.resume_reading()
-
-    def eof_received(self):
-        self.server._note("eofs")
-        if self.server.trailer and not self.server.banner:
-            self.transport.write(self.server.trailer)
-        self.transport.close()  # flushes what is buffered, then closes
-        return True
-
-    def connection_lost(self, exc):
-        self.server.transports.discard(self.transport)
-
 
 class UdpEchoServer:
     """Thread answering every datagram with b"echo:" + payload to its sender.
@@ -269,32 +122,12 @@ class UdpEchoServer:
 # --------------------------------------------------------------------------
 # helpers
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A currently free loopback port (bind to 0, read it, close)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_identity(h, name: str) -> tuple[str, str]:
-    path = h.path(name)
-    p = h.run_punchgate("--identity", path, "id", timeout=T, name=f"id-{name}")
-    check(p.returncode == 0, f"`punchgate --identity {path} id` exited {p.returncode}: {p.stderr().strip()!r}")
-    out = p.stdout().strip()
-    check(re.fullmatch(PEER_ID_RX, out), f"`punchgate id` printed {out!r}")
-    return path, out
-
-
 def start_provider(h, name: str, exposes: list[str], *extra, key: str | None = None,
                    listen: str = LISTEN):
     """Start a node exposing `exposes`; return (proc, peer_id, listen_addr, key_path)."""
     key = key or h.path(f"{name}.key")
-    argv = ["--identity", key, "--listen", listen]
-    for e in exposes:
-        argv += ["--expose", e]
-    pg = h.start_punchgate(*argv, *extra, name=name)
-    peer_id = wait_for(pg, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
-    addr = wait_for(pg, LISTEN_RX, timeout=T, stream="stderr").group(1)
+    pg = spawn_node(h, name, *[a for e in exposes for a in ("--expose", e)], *extra, key=key, listen=listen)
+    peer_id, addr = node_info(pg)
     return pg, peer_id, addr, key
 
 
@@ -303,33 +136,12 @@ def start_consumer(h, name: str, provider_id: str, provider_addr: str, tunnels: 
     """Start a node with --bootstrap to the provider and `tunnels` (each
     'SERVICE@127.0.0.1:PORT[/udp]', the provider id is prepended); wait until
     every tunnel's local port is bound. Return (proc, peer_id)."""
-    key = key or h.path(f"{name}.key")
-    argv = ["--identity", key, "--listen", LISTEN, "--bootstrap", f"{provider_addr}/p2p/{provider_id}"]
-    for t in tunnels:
-        argv += ["--tunnel", f"{provider_id}:{t}"]
-    pg = h.start_punchgate(*argv, *extra, name=name)
+    pg = spawn_node(h, name, *[a for t in tunnels for a in ("--tunnel", f"{provider_id}:{t}")], *extra,
+                    key=key, bootstrap=f"{provider_addr}/p2p/{provider_id}")
     peer_id = wait_for(pg, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
     for t in tunnels:
-        bind = t.split("@", 1)[1]
-        wait_for(pg, r"tunnel listening bind=" + re.escape(bind) + r" ", timeout=T, stream="stderr")
+        wait_tunnel_listening(pg, t.split("@", 1)[1])
     return pg, peer_id
-
-
-def echo_once(port: int, payload: bytes, timeout: float = T) -> bytes:
-    """Connect to 127.0.0.1:port, send payload, half-close, read until EOF."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        return recv_all(s)
-
-
-def recv_all(s: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        d = s.recv(1 << 16)
-        if not d:
-            return b"".join(chunks)
-        chunks.append(d)
 
 
 def connect_expect_closed(port: int, send: bytes = b"hello?\n", timeout: float = T) -> bytes:
@@ -352,29 +164,6 @@ def connect_expect_closed(port: int, send: bytes = b"hello?\n", timeout: float =
         except socket.timeout:
             raise TestFailure(f"local connection to 127.0.0.1:{port} was not closed within {timeout:.0f}s "
                               f"(received {len(got)} bytes)")
-
-
-def count(proc, pattern: str) -> int:
-    return len(re.findall(pattern, proc.stderr(), re.M))
-
-
-def wait_count(proc, pattern: str, n: int, timeout: float = T) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        exited = proc.popen.poll() is not None
-        c = count(proc, pattern)
-        if c >= n:
-            return
-        if exited:
-            raise TestFailure(f"{proc.name} exited (rc={proc.returncode}) with {c} of {n} /{pattern}/")
-        if time.monotonic() >= deadline:
-            raise TestFailure(f"timed out after {timeout:.0f}s: {proc.name} logged /{pattern}/ {c} times, want {n}")
-        time.sleep(0.05)
-
-
-def check_alive(*procs) -> None:
-    for p in procs:
-        check(p.alive(), f"{p.name} died (rc={p.returncode})")
 
 
 def det_chunks(seed: int, total: int, chunk: int = 1 << 20):
@@ -493,21 +282,7 @@ def test_half_close(h):
         b, b_id = start_consumer(h, "B", a_id, a_addr, [f"echo@127.0.0.1:{port}", f"banner@127.0.0.1:{bport}"])
 
         payload = random.Random(7).randbytes(3 << 20)  # more than socket buffers hold
-        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
-            # send everything (a thread, so a full pipe cannot deadlock us), then SHUT_WR
-            errs: list = []
-
-            def send():
-                try:
-                    s.sendall(payload)
-                    s.shutdown(socket.SHUT_WR)
-                except BaseException as e:  # noqa: BLE001
-                    errs.append(e)
-            th = threading.Thread(target=send, daemon=True)
-            th.start()
-            got = recv_all(s)
-            th.join(T)
-            check(not errs, f"sending failed: {errs!r}")
+        got = echo_once(port, payload, reset_ok=False)  # sends from a thread, then SHUT_WR
         check(got == payload + trailer,
               f"after SHUT_WR got {len(got)} bytes, want {len(payload)} echoed + {len(trailer)} trailer "
               f"(trailer seen: {got.endswith(trailer)}, echo prefix ok: {got[:len(payload)] == payload})")
@@ -872,28 +647,7 @@ def test_bad_specs(h):
         ({"PUNCHGATE_TUNNEL": f"{peer}:echo@127.0.0.1:0"}, f"{peer}:echo@127.0.0.1:0"),
         ({"PUNCHGATE_ALLOW": "notapeerid"}, "notapeerid"),
     ]
-    procs = []
-    for i, (spec, want) in enumerate(cases):
-        if isinstance(spec, dict):
-            p = h.start_punchgate("--identity", key, "--listen", LISTEN, env=spec, name=f"bad{i}")
-        else:
-            p = h.start_punchgate("--identity", key, "--listen", LISTEN, *spec, name=f"bad{i}")
-        procs.append((p, spec, want))
-    problems = []
-    for p, spec, want in procs:
-        try:
-            rc = p.wait_exit(15)
-        except TestFailure:
-            problems.append(f"{spec}: did not exit within 15 s (killed)")
-            continue
-        err_lines = p.stderr().splitlines()
-        if rc == 0:
-            problems.append(f"{spec}: exited 0, want non-zero")
-        if len(err_lines) != 1 or not err_lines[0].strip():
-            problems.append(f"{spec}: stderr has {len(err_lines)} lines, want exactly 1: {err_lines[:5]}")
-        elif want not in err_lines[0]:
-            problems.append(f"{spec}: stderr {err_lines[0]!r} does not contain {want!r}")
-    check(not problems, "bad-spec cases failed:\n  " + "\n  ".join(problems))
+    check_bad_values(h, key, cases, what="bad-spec")
 
 
 if __name__ == "__main__":

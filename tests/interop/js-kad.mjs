@@ -57,57 +57,20 @@
 
 import './polyfill.mjs'
 
-import { readFile, writeFile } from 'node:fs/promises'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
-import { quic } from '@chainsafe/libp2p-quic'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
+import {
+  createQuicNode, emit, errorMessage, exit, loadKey, log, p2pPeerId, runMain, stopNode, stopOnSignals
+} from './js-common.mjs'
 
 const PROTOCOL = '/punchgate/kad/1.0.0'
 const TEST_NAMESPACE = 'punchgate-test'
-const STOP_TIMEOUT_MS = 5_000
-
-// ---------------------------------------------------------------- output
-
-function emit (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function log (...args) {
-  const msg = args.map(a => (a instanceof Error ? (a.stack ?? a.message) : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
-  process.stderr.write(`[js-kad ${new Date().toISOString()}] ${msg}\n`)
-}
-
-let exiting = false
-async function exit (code) {
-  if (exiting) return
-  exiting = true
-  await new Promise(resolve => process.stdout.write('', () => resolve()))
-  await new Promise(resolve => process.stderr.write('', () => resolve()))
-  process.exit(code)
-}
-
-function errorMessage (err) {
-  if (err == null) return 'unknown error'
-  const parts = [err.name && err.name !== 'Error' ? `${err.name}: ${err.message}` : String(err.message ?? err)]
-  if (Array.isArray(err.errors)) for (const e of err.errors) parts.push(errorMessage(e))
-  if (err.cause != null && err.cause !== err) parts.push(`cause: ${errorMessage(err.cause)}`)
-  return parts.join('; ')
-}
-
-async function fail (err) {
-  const message = typeof err === 'string' ? err : errorMessage(err)
-  if (typeof err !== 'string') log('error:', err)
-  emit({ event: 'error', message })
-  await exit(1)
-}
 
 // ---------------------------------------------------------------- args
 
@@ -183,25 +146,11 @@ function queryError (ev) {
 
 // ---------------------------------------------------------------- node
 
-async function loadKey (file) {
-  if (file == null) return generateKeyPair('Ed25519')
-  try {
-    return privateKeyFromProtobuf(new Uint8Array(await readFile(file)))
-  } catch (err) {
-    if (err.code !== 'ENOENT') throw new Error(`cannot load key from ${file}: ${err.message}`)
-  }
-  const key = await generateKeyPair('Ed25519')
-  await writeFile(file, privateKeyToProtobuf(key), { mode: 0o600 })
-  return key
-}
-
 async function createNode (opts) {
   const listen = opts.listen.length > 0 ? opts.listen : ['/ip4/127.0.0.1/udp/0/quic-v1']
-  return createLibp2p({
+  return createQuicNode({
     privateKey: await loadKey(opts.key),
-    addresses: { listen },
-    // see js-peer.mjs: the pinned native binding needs shutdownTimeout
-    transports: [quic({ shutdownTimeout: 2_000 })],
+    listen,
     services: {
       identify: identify(),
       ping: ping(), // kad-dht pings new routing-table contacts with /ipfs/ping/1.0.0
@@ -215,20 +164,6 @@ async function createNode (opts) {
       })
     }
   })
-}
-
-async function stopNode (node) {
-  let timer
-  try {
-    await Promise.race([
-      node.stop(),
-      new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('node.stop() timed out')), STOP_TIMEOUT_MS) })
-    ])
-  } catch (err) {
-    log('stop:', err)
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 async function inRoutingTable (dht, peerId) {
@@ -380,7 +315,7 @@ async function run (opts) {
   }
   const bootstrap = opts.bootstrap.map(s => {
     const ma = multiaddr(s)
-    const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+    const id = p2pPeerId(ma)
     if (id == null) throw new Error(`--bootstrap multiaddr has no /p2p/ component: ${s}`)
     return { ma, id: peerIdFromString(id) }
   })
@@ -388,17 +323,7 @@ async function run (opts) {
   const node = await createNode(opts)
   const dht = node.services.dht
 
-  let stopping = false
-  const onSignal = async (sig) => {
-    if (stopping) return
-    stopping = true
-    log(`received ${sig}, stopping`)
-    await stopNode(node)
-    emit({ event: 'stopped' })
-    await exit(0)
-  }
-  process.on('SIGTERM', () => { onSignal('SIGTERM') })
-  process.on('SIGINT', () => { onSignal('SIGINT') })
+  stopOnSignals(node)
 
   dht.routingTable.addEventListener('peer:add', (evt) => {
     log(`routing table: added ${evt.detail}`)
@@ -461,19 +386,8 @@ async function run (opts) {
 }
 
 let stay = false
-process.on('unhandledRejection', (err) => {
-  log('unhandled rejection:', err)
-  if (!stay) fail(err)
-})
-process.on('uncaughtException', (err) => {
-  log('uncaught exception:', err)
-  if (!stay) fail(err)
-})
-
-try {
+await runMain(async () => {
   const opts = parseArgs(process.argv.slice(2))
   stay = opts.stay === true
   await run(opts)
-} catch (err) {
-  await fail(err)
-}
+}, { keepRunning: () => stay })

@@ -10,7 +10,7 @@
 //   --agent-version STR   identify agentVersion to announce
 //                         (default: js-libp2p's own, "js-libp2p/<ver> node/<ver>")
 //
-// stdout: machine-readable JSON, one object per line (see emit()).
+// stdout: machine-readable JSON, one object per line (see emit() in js-common.mjs).
 // stderr: human diagnostics (set DEBUG=libp2p:* for libp2p's own logs).
 //
 // Events on stdout:
@@ -27,89 +27,18 @@
 
 import './polyfill.mjs'
 
-import { readFile, writeFile } from 'node:fs/promises'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
-import { quic } from '@chainsafe/libp2p-quic'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { name as libp2pName, version as libp2pVersion } from 'libp2p/version'
+import {
+  createQuicNode, emit, exit, fail, intOpt, loadKey, log, p2pPeerId, parseArgs, runMain, stopNode, stopOnSignals
+} from './js-common.mjs'
 
 const PROTOCOL_VERSION = 'ipfs/0.1.0' // @libp2p/identify default ("<prefix>/0.1.0")
 const DEFAULT_AGENT_VERSION = userAgent(libp2pName, libp2pVersion) // same as libp2p's default
-const STOP_TIMEOUT_MS = 5_000
-
-// ---------------------------------------------------------------- output
-
-function emit (obj) {
-  // One JSON object per line. Writes to a pipe are synchronous on Linux, and
-  // exit() below additionally waits for stdout to drain before exiting.
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function log (...args) {
-  const msg = args.map(a => (a instanceof Error ? (a.stack ?? a.message) : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
-  process.stderr.write(`[js-peer ${new Date().toISOString()}] ${msg}\n`)
-}
-
-let exiting = false
-async function exit (code) {
-  if (exiting) return
-  exiting = true
-  // make sure everything queued on stdout/stderr is flushed before exiting
-  await new Promise(resolve => process.stdout.write('', () => resolve()))
-  await new Promise(resolve => process.stderr.write('', () => resolve()))
-  process.exit(code)
-}
-
-function errorMessage (err) {
-  if (err == null) return 'unknown error'
-  const parts = [err.name && err.name !== 'Error' ? `${err.name}: ${err.message}` : String(err.message ?? err)]
-  // AggregateError (e.g. from dialing several addresses)
-  if (Array.isArray(err.errors)) {
-    for (const e of err.errors) parts.push(errorMessage(e))
-  }
-  if (err.cause != null && err.cause !== err) parts.push(`cause: ${errorMessage(err.cause)}`)
-  return parts.join('; ')
-}
-
-async function fail (err) {
-  const message = typeof err === 'string' ? err : errorMessage(err)
-  if (typeof err !== 'string') log('error:', err)
-  emit({ event: 'error', message })
-  await exit(1)
-}
-
-// ---------------------------------------------------------------- args
-
-function parseArgs (argv) {
-  const opts = { _: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=')
-      if (eq !== -1) {
-        opts[a.slice(2, eq)] = a.slice(eq + 1)
-      } else {
-        if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`)
-        opts[a.slice(2)] = argv[++i]
-      }
-    } else {
-      opts._.push(a)
-    }
-  }
-  return opts
-}
-
-function intOpt (opts, key, def, min, max) {
-  if (opts[key] == null) return def
-  const v = Number(opts[key])
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`invalid --${key}: ${opts[key]}`)
-  return v
-}
 
 // ---------------------------------------------------------------- node
 
@@ -125,39 +54,15 @@ function identifyToJson (detail) {
   }
 }
 
-async function loadKey (opts) {
-  const file = opts.key
-  if (file == null) return generateKeyPair('Ed25519')
-  try {
-    return privateKeyFromProtobuf(new Uint8Array(await readFile(file)))
-  } catch (err) {
-    if (err.code !== 'ENOENT') throw new Error(`cannot load key from ${file}: ${err.message}`)
-  }
-  const key = await generateKeyPair('Ed25519')
-  await writeFile(file, privateKeyToProtobuf(key), { mode: 0o600 })
-  return key
-}
-
 function agentVersion (opts) {
   return opts['agent-version'] ?? DEFAULT_AGENT_VERSION
 }
 
 async function createNode (opts, { listen }) {
-  const privateKey = await loadKey(opts)
-  const node = await createLibp2p({
-    privateKey,
-    addresses: { listen },
-    // QUIC brings its own encryption (TLS 1.3) and multiplexing: no
-    // connectionEncrypters / streamMuxers needed.
-    transports: [quic({
-      // The native binding is pinned to @chainsafe/libp2p-quic-linux-x64-gnu
-      // 2.1.4, whose napi Config has a REQUIRED `shutdownTimeout` field that
-      // the 2.1.1 JS wrapper's defaultOptions do not supply (without it every
-      // Server/Client constructor throws "Missing field `shutdownTimeout`").
-      // Assumed ms like the wrapper's other timeouts (not documented for 2.1.4).
-      shutdownTimeout: 2_000
-    })],
-    nodeInfo: { userAgent: agentVersion(opts) },
+  const node = await createQuicNode({
+    privateKey: await loadKey(opts.key),
+    listen,
+    userAgent: agentVersion(opts),
     services: {
       identify: identify(),
       ping: ping()
@@ -176,20 +81,6 @@ async function createNode (opts, { listen }) {
   return node
 }
 
-async function stopNode (node) {
-  let timer
-  try {
-    await Promise.race([
-      node.stop(),
-      new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('node.stop() timed out')), STOP_TIMEOUT_MS) })
-    ])
-  } catch (err) {
-    log('stop:', err)
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 // ---------------------------------------------------------------- modes
 
 async function modeListen (opts) {
@@ -203,17 +94,7 @@ async function modeListen (opts) {
     emit(j)
   })
 
-  let stopping = false
-  const onSignal = async (sig) => {
-    if (stopping) return
-    stopping = true
-    log(`received ${sig}, stopping`)
-    await stopNode(node)
-    emit({ event: 'stopped' })
-    await exit(0)
-  }
-  process.on('SIGTERM', () => { onSignal('SIGTERM') })
-  process.on('SIGINT', () => { onSignal('SIGINT') })
+  stopOnSignals(node)
 
   await node.start() // no-op if already started by createLibp2p
   const addrs = node.getMultiaddrs().map(a => a.toString())
@@ -234,7 +115,7 @@ async function modeDial (opts) {
   const overall = AbortSignal.timeout(timeoutS * 1000)
 
   const ma = multiaddr(target)
-  const expected = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+  const expected = p2pPeerId(ma)
   if (expected == null) throw new Error(`multiaddr has no /p2p/ component: ${target}`)
 
   const node = await createNode(opts, { listen: [] })
@@ -290,7 +171,7 @@ async function modeDial (opts) {
 }
 
 async function modePeerId (opts) {
-  const key = await loadKey(opts)
+  const key = await loadKey(opts.key)
   emit({ event: 'peer-id', peerId: peerIdFromPrivateKey(key).toString() })
   await exit(0)
 }
@@ -298,16 +179,7 @@ async function modePeerId (opts) {
 // ---------------------------------------------------------------- main
 
 let mode = null
-process.on('unhandledRejection', (err) => {
-  log('unhandled rejection:', err)
-  if (mode !== 'listen') fail(err)
-})
-process.on('uncaughtException', (err) => {
-  log('uncaught exception:', err)
-  if (mode !== 'listen') fail(err)
-})
-
-try {
+await runMain(async () => {
   const opts = parseArgs(process.argv.slice(2))
   mode = opts._[0]
   if (mode === 'listen') {
@@ -319,6 +191,4 @@ try {
   } else {
     throw new Error('usage: js-peer.mjs listen [--port P] [--host H] | dial <multiaddr/p2p/ID> [--count N] [--timeout S] | peer-id  [--key FILE] [--agent-version STR]')
   }
-} catch (err) {
-  await fail(err)
-}
+}, { keepRunning: () => mode === 'listen' })

@@ -31,76 +31,14 @@ import './polyfill.mjs'
 
 import { createHash } from 'node:crypto'
 import net from 'node:net'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
-import { quic } from '@chainsafe/libp2p-quic'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
+import {
+  createQuicNode, emit, errorMessage, exit, fail, intOpt, log, parseArgs, runMain, stopNode, stopOnSignals
+} from './js-common.mjs'
 
 const PROTOCOL = '/punchgate/tunnel/1.0.0'
 const MAX_FRAME = 64 * 1024
-const STOP_TIMEOUT_MS = 5_000
-
-// ---------------------------------------------------------------- output
-
-function emit (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function log (...args) {
-  const msg = args.map(a => (a instanceof Error ? (a.stack ?? a.message) : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
-  process.stderr.write(`[js-tunnel ${new Date().toISOString()}] ${msg}\n`)
-}
-
-let exiting = false
-async function exit (code) {
-  if (exiting) return
-  exiting = true
-  await new Promise(resolve => process.stdout.write('', () => resolve()))
-  await new Promise(resolve => process.stderr.write('', () => resolve()))
-  process.exit(code)
-}
-
-function errorMessage (err) {
-  if (err == null) return 'unknown error'
-  const parts = [err.name && err.name !== 'Error' ? `${err.name}: ${err.message}` : String(err.message ?? err)]
-  if (Array.isArray(err.errors)) for (const e of err.errors) parts.push(errorMessage(e))
-  if (err.cause != null && err.cause !== err) parts.push(`cause: ${errorMessage(err.cause)}`)
-  return parts.join('; ')
-}
-
-async function fail (err) {
-  const message = typeof err === 'string' ? err : errorMessage(err)
-  if (typeof err !== 'string') log('error:', err)
-  emit({ event: 'error', message })
-  await exit(1)
-}
-
-function parseArgs (argv) {
-  const opts = { _: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=')
-      if (eq !== -1) {
-        opts[a.slice(2, eq)] = a.slice(eq + 1)
-      } else {
-        if (i + 1 >= argv.length) throw new Error(`missing value for ${a}`)
-        opts[a.slice(2)] = argv[++i]
-      }
-    } else {
-      opts._.push(a)
-    }
-  }
-  return opts
-}
-
-function intOpt (opts, key, def, min, max) {
-  if (opts[key] == null) return def
-  const v = Number(opts[key])
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`invalid --${key}: ${opts[key]}`)
-  return v
-}
 
 // ---------------------------------------------------------------- stream helpers
 
@@ -184,27 +122,7 @@ function dataChunk (j) {
 // ---------------------------------------------------------------- node
 
 async function createNode (listen) {
-  return createLibp2p({
-    privateKey: await generateKeyPair('Ed25519'),
-    addresses: { listen },
-    // see js-peer.mjs: the pinned native binding needs shutdownTimeout
-    transports: [quic({ shutdownTimeout: 2_000 })],
-    services: { identify: identify() }
-  })
-}
-
-async function stopNode (node) {
-  let timer
-  try {
-    await Promise.race([
-      node.stop(),
-      new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('node.stop() timed out')), STOP_TIMEOUT_MS) })
-    ])
-  } catch (err) {
-    log('stop:', err)
-  } finally {
-    clearTimeout(timer)
-  }
+  return createQuicNode({ listen, services: { identify: identify() } })
 }
 
 // ---------------------------------------------------------------- serve
@@ -292,17 +210,7 @@ async function modeServe (opts) {
     serveTunnel(stream, connection, echoPort, opts['reject-reason'] ?? null).catch(err => log('serveTunnel:', err))
   }, { maxInboundStreams: 256 })
 
-  let stopping = false
-  const onSignal = async (sig) => {
-    if (stopping) return
-    stopping = true
-    log(`received ${sig}, stopping`)
-    await stopNode(node)
-    emit({ event: 'stopped' })
-    await exit(0)
-  }
-  process.on('SIGTERM', () => { onSignal('SIGTERM') })
-  process.on('SIGINT', () => { onSignal('SIGINT') })
+  stopOnSignals(node)
 
   await node.start()
   const addrs = node.getMultiaddrs().map(a => a.toString())
@@ -400,16 +308,7 @@ async function modeDial (opts) {
 // ---------------------------------------------------------------- main
 
 let mode = null
-process.on('unhandledRejection', (err) => {
-  log('unhandled rejection:', err)
-  if (mode !== 'serve') fail(err)
-})
-process.on('uncaughtException', (err) => {
-  log('uncaught exception:', err)
-  if (mode !== 'serve') fail(err)
-})
-
-try {
+await runMain(async () => {
   const opts = parseArgs(process.argv.slice(2))
   mode = opts._[0]
   if (mode === 'serve') {
@@ -419,6 +318,4 @@ try {
   } else {
     throw new Error('usage: js-tunnel.mjs serve [--echo-port P] [--port 0] | dial <multiaddr/p2p/ID> <service> [--data-bytes N] [--timeout S]')
   }
-} catch (err) {
-  await fail(err)
-}
+}, { keepRunning: () => mode === 'serve' })

@@ -24,6 +24,6 @@ if (typeof Promise.withResolvers !== 'function') {
 // The native QUIC binding is deliberately pinned to
 // @chainsafe/libp2p-quic-linux-x64-gnu 2.1.4 under the 2.1.1 JS wrapper; the
 // wrapper's napi loader throws on that version skew only when this variable
-// is set, so make sure it isn't (js-peer.mjs passes the extra config field
-// the newer binding requires).
+// is set, so make sure it isn't (createQuicNode() in js-common.mjs passes the
+// extra config field the newer binding requires).
 delete process.env.NAPI_RS_ENFORCE_VERSION_CHECK

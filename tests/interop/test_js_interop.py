@@ -8,9 +8,7 @@ Needs `npm ci` in tests/interop first (node_modules missing is a FAILURE).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,11 +19,9 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 from punchgate_harness import (  # noqa: E402
     check, identify_received, main, ping_lines, wait_for, wait_for_json,
 )
-
-LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
-LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/\d+/quic-v1)\b"
-PEER_ID_RX = r"local_peer_id=(12D3KooW[1-9A-HJ-NP-Za-km-z]+)"
-T = 30  # generous, only to avoid hangs
+from punchgate_helpers import (  # noqa: E402
+    LOCAL_PEER_ID_RX, PEER_ID_RX, T, interop_preflight, start_node, wait_js_listening,
+)
 
 OUR_PROTOCOL_VERSION = "/punchgate/id/1.0.0"
 OUR_AGENT_PREFIX = "punchgate/"
@@ -39,18 +35,13 @@ COUNT = 3
 
 def start_our_listener(h):
     """Run `punchgate --identity … --listen …`; return (proc, peer_id, full_addr)."""
-    pg = h.start_punchgate("--identity", h.path("id.key"), "--listen", LISTEN, name="punchgate-listen")
-    peer_id = wait_for(pg, PEER_ID_RX, timeout=T, stream="stderr").group(1)
-    addr = wait_for(pg, LISTEN_RX, timeout=T, stream="stderr").group(1)
-    return pg, peer_id, f"{addr}/p2p/{peer_id}"
+    return start_node(h, "punchgate-listen", key=h.path("id.key"))
 
 
 def start_js_listener(h):
     js = h.start_js("listen", "--port", "0", name="js-listen")
-    ev = wait_for_json(js, "listening", timeout=T)
-    addrs = [a for a in ev["addrs"] if a.startswith("/ip4/127.0.0.1/udp/") and "/quic-v1/p2p/" in a]
-    check(addrs, f"js listener has no loopback quic-v1 addr: {ev['addrs']}")
-    return js, ev, addrs[0]
+    ev, addr = wait_js_listening(js)
+    return js, ev, addr
 
 
 def fresh_peer_id(h) -> str:
@@ -62,12 +53,12 @@ def fresh_peer_id(h) -> str:
 def our_peer_id(h, *procs) -> str:
     """Our peer id: from a `local_peer_id=` log line if any, else `punchgate id`."""
     for p in procs:
-        m = re.search(PEER_ID_RX, p.stderr())
+        m = re.search(LOCAL_PEER_ID_RX, p.stderr())
         if m:
             return m.group(1)
     idp = h.run_punchgate("--identity", h.path("id.key"), "id", timeout=T, name="punchgate-id")
     check(idp.returncode == 0, f"`punchgate id` exited {idp.returncode}")
-    m = re.search(r"12D3KooW[1-9A-HJ-NP-Za-km-z]+", idp.stdout())
+    m = re.search(PEER_ID_RX, idp.stdout())
     check(m, f"`punchgate id` printed no peer id: {idp.stdout()!r}")
     return m.group(0)
 
@@ -212,21 +203,7 @@ TESTS = [
 ]
 
 
-def preflight(args):
-    problems = []
-    nm = HERE / "node_modules"
-    if not (nm / "libp2p").is_dir() or not (nm / "@chainsafe" / "libp2p-quic").is_dir():
-        problems.append(f"{nm} is missing or incomplete: run `npm ci` in {HERE}")
-    node = args.node or os.environ.get("NODE") or shutil.which("node")
-    if not node:
-        problems.append("node not found on PATH (set NODE or --node)")
-    if not args.punchgate:
-        problems.append("--punchgate PATH not given")
-    elif not os.path.isfile(args.punchgate):
-        problems.append(f"punchgate binary not found at {args.punchgate} (build it first)")
-    elif not os.access(args.punchgate, os.X_OK):
-        problems.append(f"punchgate binary at {args.punchgate} is not executable")
-    return "; ".join(problems) or None
+preflight = interop_preflight()
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ in tests/interop (node_modules missing is a FAILURE).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,19 +35,15 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import check, main, wait_for, wait_for_json  # noqa: E402
+from punchgate_helpers import (  # noqa: E402
+    PEER_ID_RX, T, interop_preflight, isolate_env, node_argv, node_info, run_js_script, start_js_script,
+    start_node, wait_js_listening,
+)
 
-JS_KAD = HERE / "js-kad.mjs"
-LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
-LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/\d+/quic-v1)\b"
-PEER_ID_RX = r"local_peer_id=(12D3KooW[1-9A-HJ-NP-Za-km-z]+)"
-B58_ID = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
-T = 30  # generous, only to avoid hangs
+JS_KAD = "js-kad.mjs"
 DHT_T = 90  # a one-shot `punchgate dht …` (bootstrap + self lookup + the operation)
 
-for _k in ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-           "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "RUST_LOG"):
-    os.environ.pop(_k, None)
-os.environ["PUNCHGATE_LOG"] = os.environ.get("PUNCHGATE_LOG") or "info"
+isolate_env(keep_log_level=True)
 
 
 # --------------------------------------------------------------------------
@@ -66,12 +60,10 @@ def strip_p2p(addr: str) -> str:
 
 def start_js(h, *args, name: str):
     """Start js-kad.mjs; return (proc, peer_id, loopback quic-v1 addr with /p2p/)."""
-    js = h.spawn(name, [h.node, str(JS_KAD), *args], cwd=HERE)
-    ev = wait_for_json(js, "listening", timeout=T)
-    addrs = [a for a in ev["addrs"] if a.startswith("/ip4/127.0.0.1/udp/") and "/quic-v1/p2p/" in a]
-    check(addrs, f"{name} has no loopback quic-v1 addr: {ev['addrs']}")
+    js = start_js_script(h, JS_KAD, *args, name=name)
+    ev, addr = wait_js_listening(js)
     check(ev.get("mode") == "server", f"{name} kad-dht is not in server mode: {ev}")
-    return js, ev["peerId"], addrs[0]
+    return js, ev["peerId"], addr
 
 
 def js_result(js, event: str, timeout: float = T + 30) -> dict:
@@ -85,27 +77,11 @@ def js_result(js, event: str, timeout: float = T + 30) -> dict:
 
 def run_js(h, *args, name: str, timeout: float = T + 60):
     """Run a one-shot js-kad.mjs (no --stay) to completion; return the finished Proc."""
-    js = h.spawn(name, [h.node, str(JS_KAD), *args], cwd=HERE)
-    rc = js.wait_exit(timeout)
-    errs = js.events("error")
-    check(rc == 0, f"{name} exited {rc}: {errs[0]['message'] if errs else js.stderr()[-800:]}")
-    check(js.events("done"), f"{name} printed no done event")
-    return js
-
-
-def start_node(h, name: str, *extra):
-    """A plain punchgate node (serves the DHT); return (proc, peer_id, addr with /p2p/)."""
-    pg = h.start_punchgate("--identity", h.path(f"{name}.key"), "--listen", LISTEN, *extra, name=name)
-    peer_id = wait_for(pg, PEER_ID_RX, timeout=T, stream="stderr").group(1)
-    addr = wait_for(pg, LISTEN_RX, timeout=T, stream="stderr").group(1)
-    return pg, peer_id, f"{addr}/p2p/{peer_id}"
+    return run_js_script(h, JS_KAD, *args, name=name, timeout=timeout)
 
 
 def dht_argv(h, name: str, bootstrap: list, *op, ident=None):
-    argv = ["--identity", h.path(f"{ident or name}.key"), "--listen", LISTEN]
-    for b in bootstrap:
-        argv += ["--bootstrap", b]
-    return [*argv, "dht", *op]
+    return node_argv(h.path(f"{ident or name}.key"), "dht", *op, bootstrap=bootstrap)
 
 
 def run_dht(h, name: str, bootstrap: list, *op, timeout: float = DHT_T, ident=None):
@@ -123,7 +99,7 @@ def provider_lines(text: str) -> dict:
     """`<peer_id> <addr>,<addr>…` lines of `punchgate dht find-providers` -> {peer_id: [addrs]}."""
     out = {}
     for line in text.splitlines():
-        m = re.fullmatch(r"(" + B58_ID + r")(?:[ \t]+(\S*))?[ \t]*", line.strip())
+        m = re.fullmatch(r"(" + PEER_ID_RX + r")(?:[ \t]+(\S*))?[ \t]*", line.strip())
         if m:
             out[m.group(1)] = [a for a in (m.group(2) or "").split(",") if a]
     return out
@@ -227,8 +203,7 @@ def test_we_provide_js_finds(h):
     js, js_id, js_addr = start_js(h, "--stay", name="js-J")
     wait_for_json(js, "ready", timeout=T)
     prov = h.start_punchgate(*dht_argv(h, "punchgate-prov", [js_addr], "provide", f"hex:{mh}"), name="punchgate-prov")
-    our_id = wait_for(prov, PEER_ID_RX, timeout=T, stream="stderr").group(1)
-    our_addr = wait_for(prov, LISTEN_RX, timeout=T, stream="stderr").group(1)
+    our_id, our_addr = node_info(prov)
     m = wait_for(prov, r"^provided peers=(\d+)\s*$", timeout=DHT_T, stream="stdout")
     check(int(m.group(1)) >= 1, f"we announced to {m.group(1)} peers, want >= 1 (the js node)")
     wait_js_added(js, our_id, "our `dht provide` node")
@@ -374,22 +349,7 @@ TESTS = [
 ]
 
 
-def preflight(args):
-    problems = []
-    nm = HERE / "node_modules"
-    for pkg in ("libp2p", "@chainsafe/libp2p-quic", "@libp2p/kad-dht"):
-        if not (nm / pkg).is_dir():
-            problems.append(f"{nm / pkg} is missing: run `npm ci` in {HERE}")
-    node = args.node or os.environ.get("NODE") or shutil.which("node")
-    if not node:
-        problems.append("node not found on PATH (set NODE or --node)")
-    if not args.punchgate:
-        problems.append("--punchgate PATH not given")
-    elif not os.path.isfile(args.punchgate):
-        problems.append(f"punchgate binary not found at {args.punchgate} (build it first)")
-    elif not os.access(args.punchgate, os.X_OK):
-        problems.append(f"punchgate binary at {args.punchgate} is not executable")
-    return "; ".join(problems) or None
+preflight = interop_preflight("@libp2p/kad-dht")
 
 
 if __name__ == "__main__":
