@@ -37,11 +37,10 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import TestFailure, check, main, wait_for  # noqa: E402
+from punchgate_helpers import LOCAL_PEER_ID_RX, echo_server_argv, make_identity  # noqa: E402
 
 LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 LISTEN_ANY = "/ip4/0.0.0.0/udp/0/quic-v1"
-PEER_ID_RX = r"12D3KooW[1-9A-HJ-NP-Za-km-z]+"
-LOCAL_PEER_ID_RX = r"local_peer_id=(" + PEER_ID_RX + r")"
 LISTEN_RX = r"listening on (/ip4/127\.0\.0\.1/udp/(\d+)/quic-v1)\b"
 T = 30  # generous, only to avoid hangs
 
@@ -58,25 +57,6 @@ MDNS_OFF = {"PUNCHGATE_MDNS": "false"}
 # --------------------------------------------------------------------------
 # helper programs, run inside the namespace with this interpreter
 
-# TCP echo server on 127.0.0.1:0; prints "port N" once listening.
-ECHO_SERVER = r"""
-import socket, threading
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", 0))
-srv.listen(64)
-print("port", srv.getsockname()[1], flush=True)
-def serve(c):
-    with c:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                break
-            c.sendall(d)
-while True:
-    c, _ = srv.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"""
 
 # Connects to 127.0.0.1:PORT, sends SIZE pseudo-random bytes (seeded), half-closes, reads to
 # EOF; prints "sent <sha256> <n>" and "got <sha256> <n>".
@@ -166,16 +146,6 @@ def start_node(h, ns: str, name: str, key: str, *args, env: dict = MDNS_ON):
     return pg, peer_id
 
 
-def make_identity(h, name: str) -> tuple[str, str]:
-    """`punchgate id` touches no network, so it runs outside the namespace."""
-    path = h.path(name)
-    p = h.run_punchgate("--identity", path, "id", timeout=T, name=f"id-{name}")
-    check(p.returncode == 0, f"`punchgate --identity {path} id` exited {p.returncode}: {p.stderr().strip()!r}")
-    out = p.stdout().strip()
-    check(re.fullmatch(PEER_ID_RX, out), f"`punchgate id` printed {out!r}")
-    return path, out
-
-
 def discovered_rx(peer: str) -> str:
     return r"mdns discovered peer=" + re.escape(peer) + r" addrs=\[([^\]]*)\]"
 
@@ -254,7 +224,7 @@ def test_discovery_and_tunnel(h):
     a_key, a_id = make_identity(h, "A.key")
     b_key, b_id = make_identity(h, "B.key")
     with netns(h) as ns:
-        echo = h.spawn("echo", in_ns(ns, sys.executable, "-c", ECHO_SERVER))
+        echo = h.spawn("echo", in_ns(ns, *echo_server_argv()))
         echo_port = int(wait_for(echo, r"^port (\d+)$", timeout=T, stream="stdout").group(1))
         tunnel_port = random.randint(20000, 40000)  # the namespace is empty: any port is free
 
