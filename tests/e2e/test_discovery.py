@@ -264,6 +264,23 @@ def test_bad_tunnel_by_name_values(h):
     check_bad_values(h, key, cases, exit_code=2, what="bad-value")
 
 
+def test_bad_dht_and_mdns_values(h):
+    """`punchgate dht` operations and PUNCHGATE_MDNS: bad values exit 2 with one line naming them."""
+    key, peer = make_identity(h, "k.key")
+    cases = [
+        (["dht", "frobnicate", "k"], "frobnicate"),
+        (["dht", "get"], "dht get takes 1 argument"),
+        (["dht", "put", "k"], "dht put takes 2 arguments"),
+        (["dht", "get", "hex:abc"], "hex:abc"),
+        (["dht", "get", "hex:zz"], "hex:zz"),
+        (["dht", "get", "x" * 1025], "longer than 1024 bytes"),
+        (["dht", "find-peer", "notapeer"], "notapeer"),
+        (["dht", "put", "k", "v" * (64 * 1024 + 1)], "at most 65536"),
+        ({"PUNCHGATE_MDNS": "sometimes"}, "sometimes"),
+    ]
+    check_bad_values(h, key, cases, exit_code=2, what="bad-value")
+
+
 def preflight(args) -> str | None:
     problem = check_punchgate_binary(args)
     if problem:
@@ -283,4 +300,5 @@ if __name__ == "__main__":
         test_failover_to_second_provider,
         test_tunnel_to_peer_without_address,
         test_bad_tunnel_by_name_values,
+        test_bad_dht_and_mdns_values,
     ], description=__doc__, preflight=preflight)
