@@ -158,6 +158,12 @@ Result<StreamPtr> QuicConnection::open_stream() {
   return StreamPtr(s);
 }
 
+void QuicConnection::mark_dirty(QuicStream& s) {
+  if (s.dirty_) return;
+  s.dirty_ = true;
+  dirty_streams_.push_back(s.id());
+}
+
 void QuicConnection::request_flush() {
   if (dead_) return;
   if (callback_depth_ > 0) {
@@ -379,18 +385,30 @@ void QuicConnection::after_io() {
         s->reset(0);
       }
     }
-    // Snapshot: handlers may open streams or close the connection while we iterate.
+    // Snapshot: handlers may open streams, mark others dirty or close the connection meanwhile.
     std::vector<std::shared_ptr<QuicStream>> live;
-    live.reserve(streams_.size());
-    for (auto& [id, s] : streams_) live.push_back(s);
-    for (auto& s : live) s->dispatch();
+    auto dirty = std::move(dirty_streams_);
+    dirty_streams_.clear();
+    live.reserve(dirty.size());
+    for (int64_t id : dirty) {
+      auto it = streams_.find(id);
+      if (it != streams_.end()) live.push_back(it->second);
+    }
+    for (auto& s : live) {
+      s->dirty_ = false;
+      s->dispatch();
+    }
     auto closed = std::move(closed_streams_);
     closed_streams_.clear();
     for (auto& s : closed) {
       s->dispatch();
       s->detach("closed");
     }
-    if (!flush_requested_ || dead_) break;
+    if (dead_) break;
+    if (!flush_requested_) {
+      if (dirty_streams_.empty()) break;
+      continue;  // a handler queued events on another stream (e.g. set_handlers with data waiting)
+    }
     flush_requested_ = false;
     ++callback_depth_;
     bool ok = write_loop(now_ns());
@@ -467,6 +485,7 @@ void QuicConnection::teardown(const std::string& reason) {
   auto streams = std::move(streams_);
   streams_.clear();
   send_queue_.clear();
+  dirty_streams_.clear();
   for (auto& [id, s] : streams) s->detach(reason);
   for (auto& s : closed_streams_) s->detach(reason);
   closed_streams_.clear();

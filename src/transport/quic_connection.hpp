@@ -73,6 +73,7 @@ class QuicConnection final : public Connection, public std::enable_shared_from_t
 
   // From QuicStream.
   void request_flush();
+  void mark_dirty(QuicStream& s);
   void extend_stream_window(int64_t stream_id, size_t n);
   void extend_connection_window(size_t n);
   void reset_stream(int64_t stream_id, uint64_t code);
@@ -109,6 +110,9 @@ class QuicConnection final : public Connection, public std::enable_shared_from_t
   std::vector<std::shared_ptr<QuicStream>> new_remote_streams_;
   std::vector<std::shared_ptr<QuicStream>> closed_streams_;
   std::set<int64_t> send_queue_;
+  // Streams with events to deliver. after_io() dispatches only these: walking every stream on
+  // every packet made a busy connection ~100x slower next to 10,000 idle streams.
+  std::vector<int64_t> dirty_streams_;
   std::vector<Bytes> registered_cids_;
   PeerId remote_peer_;
   Multiaddr remote_ma_;

@@ -16,7 +16,10 @@ void QuicStream::set_handlers(Handlers h) {
   }
   // Events may have queued before the handlers were attached (e.g. bytes right after a
   // multistream accept); deliver them on the next flush of the connection.
-  if (conn_ && (!rx_.empty() || rx_fin_ || reset_pending_ || closed_)) conn_->request_flush();
+  if (conn_ && (!rx_.empty() || rx_fin_ || reset_pending_ || closed_ || want_writable_)) {
+    conn_->mark_dirty(*this);
+    conn_->request_flush();
+  }
 }
 
 size_t QuicStream::write(BytesView data) {
@@ -63,10 +66,12 @@ void QuicStream::consume(size_t n) {
 void QuicStream::on_recv(BytesView data, bool fin) {
   rx_.append(data);
   if (fin) rx_fin_ = true;
+  if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::on_acked(uint64_t offset, uint64_t len) {
   send_.ack(offset, len);
+  if (want_writable_ && conn_) conn_->mark_dirty(*this);  // room may have opened up
 }
 
 void QuicStream::on_peer_reset(uint64_t code) {
@@ -75,12 +80,14 @@ void QuicStream::on_peer_reset(uint64_t code) {
     reset_code_ = code;
   }
   write_shut_ = true;
+  if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::on_ngtcp2_close(uint64_t code) {
   // A close before FIN was both sent and received means the stream was aborted.
   if (!(fin_sent_ && rx_fin_) && !reset_delivered_) on_peer_reset(code);
   closed_ = true;
+  if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::detach(const std::string& /*reason*/) {

@@ -65,6 +65,9 @@ class QuicStream final : public Stream, public std::enable_shared_from_this<Quic
   bool close_delivered_ = false;
   bool manual_consume_ = false;
   bool has_handlers_ = false;
+  bool dirty_ = false;  // queued in the connection's dirty_streams_
+
+  friend class QuicConnection;
 };
 
 }  // namespace punchgate
