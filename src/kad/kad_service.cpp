@@ -63,7 +63,6 @@ KadService::KadService(Host& host, KadConfig config)
       spdlog::info("kad peer added peer={} table_size={}", r.peer.to_base58(), kad_.routing_table().size());
       if (before == 0) join();
     }
-    update_self_addrs();
     pump();
   });
   update_self_addrs();
@@ -184,6 +183,7 @@ void KadService::pump() {
   std::weak_ptr<bool> alive = alive_;
   timer_->start(std::max<uint64_t>(wait, 1), 0, [this, alive] {
     if (alive.expired() || stopped_) return;
+    update_self_addrs();  // republishing in tick() puts them in our provider records
     kad_.tick(now_ms());
     pump();
   });

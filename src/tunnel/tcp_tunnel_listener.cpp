@@ -56,27 +56,28 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
     spdlog::warn("client tunnel failed peer={} service={} reason={}", peer, service, log_quote(why));
     c->close();
   };
-  target_->connect([this, alive = alive_, client, attempt, fail](Result<ConnectionPtr> conn) {
+  // A stream or tunnel request that failed on `c`: a connection that died unnoticed (e.g. the
+  // peer restarted) is retried on a fresh one, or on another provider when the target has one.
+  auto retry_or_fail = [this, client, attempt, fail](const ConnectionPtr& c, const std::string& peer,
+                                                     const std::string& why) {
+    bool elsewhere = target_->failed(c->remote_peer());
+    if (attempt + 1 < kMaxTunnelAttempts && (c->is_closed() || elsewhere)) {
+      spdlog::info("client tunnel retrying peer={} service={} reason={}", peer, spec_.service, log_quote(why));
+      return open_tunnel(client, attempt + 1);
+    }
+    fail(peer, client, why);
+  };
+  target_->connect([this, alive = alive_, client, fail, retry_or_fail](Result<ConnectionPtr> conn) {
     if (!*alive) return;
     if (!conn) return fail(target_->peer_text(), client, conn.error().message);
     ConnectionPtr c = *conn;
     std::string peer = c->remote_peer().to_base58();
-    host_.open_stream(c, {std::string(kTunnelProtocol)}, [this, alive, client, attempt, fail, peer, c](
+    host_.open_stream(c, {std::string(kTunnelProtocol)}, [this, alive, client, retry_or_fail, peer, c](
                                                              Result<NegotiatedStream> ns) {
       if (!*alive) return;
-      if (!ns) {
-        // A connection that died unnoticed (e.g. the peer restarted): one retry on a fresh one,
-        // or on another provider when the target has one.
-        bool elsewhere = target_->failed(c->remote_peer());
-        if (attempt + 1 < kMaxTunnelAttempts && (c->is_closed() || elsewhere)) {
-          spdlog::info("client tunnel retrying peer={} service={} reason={}", peer, spec_.service,
-                       log_quote(ns.error().message));
-          return open_tunnel(client, attempt + 1);
-        }
-        return fail(peer, client, ns.error().message);
-      }
+      if (!ns) return retry_or_fail(c, peer, ns.error().message);
       request_tunnel(host_, ns->stream, std::move(ns->leftover), spec_.service,
-                     [this, alive, client, attempt, fail, peer, c](Result<OpenedTunnel> t, bool rejected) {
+                     [this, alive, client, retry_or_fail, peer, c](Result<OpenedTunnel> t, bool rejected) {
                        if (!*alive) return;
                        if (!t) {
                          if (rejected) {
@@ -87,13 +88,7 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                            client->close();
                            return;
                          }
-                         bool elsewhere = target_->failed(c->remote_peer());
-                         if (attempt + 1 < kMaxTunnelAttempts && (c->is_closed() || elsewhere)) {
-                           spdlog::info("client tunnel retrying peer={} service={} reason={}", peer, spec_.service,
-                                        log_quote(t.error().message));
-                           return open_tunnel(client, attempt + 1);
-                         }
-                         return fail(peer, client, t.error().message);
+                         return retry_or_fail(c, peer, t.error().message);
                        }
                        spdlog::info("client tunnel opened peer={} service={} bind={}", peer, spec_.service,
                                     spec_.bind.to_string());

@@ -74,10 +74,7 @@ std::vector<PeerId> ServiceProviderTarget::ordered_candidates() const {
     if (host_.connection_to(p)) return 0;
     if (const PeerInfo* info = host_.peer_store().get(p)) {
       for (const Multiaddr& a : info->addrs) {
-        bool relayed = std::any_of(a.components().begin(), a.components().end(), [](const MultiaddrComponent& c) {
-          return c.protocol == MultiaddrProtocol::P2pCircuit;
-        });
-        if (!relayed) return 1;  // reachable without a relay
+        if (!a.is_relayed()) return 1;  // reachable without a relay
       }
     }
     return 2;

@@ -398,6 +398,13 @@ bool Multiaddr::is_loopback_ip() const {
   return false;
 }
 
+bool Multiaddr::is_relayed() const {
+  for (const MultiaddrComponent& c : components_) {
+    if (c.protocol == MultiaddrProtocol::P2pCircuit) return true;
+  }
+  return false;
+}
+
 std::string join_multiaddrs(const std::vector<Multiaddr>& addrs) {
   std::string out;
   for (const Multiaddr& a : addrs) {

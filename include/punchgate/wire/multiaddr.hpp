@@ -82,6 +82,8 @@ class Multiaddr {
   bool is_unspecified_ip() const;
   // The first component is /ip4/127.x.x.x or /ip6/::1.
   bool is_loopback_ip() const;
+  // Goes through a relay (contains /p2p-circuit).
+  bool is_relayed() const;
 
   friend bool operator==(const Multiaddr&, const Multiaddr&) = default;
   friend auto operator<=>(const Multiaddr&, const Multiaddr&) = default;

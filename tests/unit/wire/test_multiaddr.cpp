@@ -368,6 +368,9 @@ TEST(MultiaddrIpKind, UnspecifiedAndLoopback) {
   EXPECT_EQ(join_multiaddrs({m("/ip4/1.2.3.4/udp/5/quic-v1"), m("/ip6/::1/udp/6/quic-v1")}),
             "/ip4/1.2.3.4/udp/5/quic-v1,/ip6/::1/udp/6/quic-v1");
   EXPECT_EQ(join_multiaddrs({}), "");
+  EXPECT_FALSE(m("/ip4/1.2.3.4/udp/5/quic-v1").is_relayed());
+  EXPECT_TRUE(m("/ip4/1.2.3.4/udp/5/quic-v1/p2p/12D3KooWQnm7Rhe2sUbAEWahJEy84MH6ZzrBXDGWnF4P2qodZUp6/p2p-circuit")
+                  .is_relayed());
 }
 
 }  // namespace
