@@ -2,6 +2,8 @@
 
 #include "cli/event_loop.hpp"
 
+#include "daemon/control_server.hpp"
+#include "daemon/node_control.hpp"
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/crypto/identity.hpp"
@@ -79,17 +81,27 @@ int run_node(const Config& cfg) {
     else mdns = std::move(*m);
   }
   TunnelManager tunnels(*host, &kad, cfg.exposes, cfg.tunnels);
-  for (const ExposeSpec& e : cfg.exposes) {
-    spdlog::info("exposing service={} target={}", e.name, e.to_string());
-    kad.provide(service_provider_key(e.name), nullptr);
-  }
   if (auto st = tunnels.start(); !st) {
     spdlog::error("cannot start: {}", st.error().message);
     host->shutdown("startup failed");
     return 1;
   }
+  NodeControl control(*host, &kad, tunnels,
+                      NodeFacts{cfg.bootstrap.empty() ? "public" : "private", cfg.control_socket.string()});
+  std::unique_ptr<ControlServer> control_server;
+  if (!cfg.control_socket.empty()) {
+    control_server = std::make_unique<ControlServer>(loop.get(), cfg.control_socket, control);
+    if (auto st = control_server->start(); !st) {
+      // The node itself works without it; only status and runtime changes are unavailable.
+      spdlog::warn("control socket unavailable reason={}", log_quote(st.error().message));
+      control_server.reset();
+    } else {
+      control.set_publisher([&](const nlohmann::json& ev) { control_server->publish(ev); });
+    }
+  }
   auto on_signal = [&](int sig) {
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (control_server) control_server->close();
     tunnels.shutdown();
     if (mdns) mdns->stop();
     kad.stop();
@@ -99,6 +111,8 @@ int run_node(const Config& cfg) {
   SignalWatcher sigint(loop.get(), SIGINT, on_signal);
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);
   uv_run(loop.get(), UV_RUN_DEFAULT);
+  if (control_server) control_server->close();
+  control.set_publisher(nullptr);
   tunnels.shutdown();
   if (mdns) mdns->stop();
   kad.stop();

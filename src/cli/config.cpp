@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/service_paths.hpp"
+
 #include <cstdlib>
 #include <map>
 
@@ -15,30 +17,69 @@ namespace {
 
 constexpr char kDefaultListen[] = "/ip4/0.0.0.0/udp/0/quic-v1";
 
-// "a,b , c" -> {"a","b","c"}; empty items dropped.
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    size_t end = s.find(',', pos);
-    if (end == std::string::npos) end = s.size();
-    std::string item = s.substr(pos, end - pos);
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-    pos = end + 1;
-  }
-  return out;
-}
-
 // Values from a repeatable flag, or from the environment variable when the flag is absent.
 std::vector<std::string> flag_or_env(const std::vector<std::string>& flag, const char* env) {
   if (!flag.empty()) return flag;
   const char* v = std::getenv(env);
-  return v ? split_list(v) : std::vector<std::string>{};
+  return v ? split_env_list(v) : std::vector<std::string>{};
 }
 
 }  // namespace
+
+// "a,b , c" -> {"a","b","c"}: items trimmed of blanks, empty items dropped; "\\," and "\\\\"
+// stand for a comma and a backslash inside an item.
+std::vector<std::string> split_env_list(const std::string& s) {
+  std::vector<std::string> out;
+  auto push = [&](const std::string& item) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  };
+  std::string item;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == ',' || s[i + 1] == '\\')) {
+      item.push_back(s[++i]);
+    } else if (s[i] == ',') {
+      push(item);
+      item.clear();
+    } else {
+      item.push_back(s[i]);
+    }
+  }
+  push(item);
+  return out;
+}
+
+std::string join_env_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    if (!out.empty()) out.push_back(',');
+    for (char c : item) {
+      if (c == ',' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Status apply_env_file_arg(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    std::string path;
+    if (a == "--env-file") {
+      if (i + 1 >= argc) return make_error("--env-file needs a path");
+      path = argv[i + 1];
+    } else if (a.starts_with("--env-file=")) {
+      path = std::string(a.substr(11));
+    } else {
+      continue;
+    }
+    auto vars = read_env_file(path);
+    if (!vars) return make_error("cannot read --env-file \"{}\": {}", path, vars.error().message);
+    for (const auto& [k, v] : *vars) setenv(k.c_str(), v.c_str(), 1);
+  }
+  return {};
+}
 
 std::filesystem::path default_identity_path() {
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg == '/') {
@@ -116,13 +157,107 @@ Status parse_dht_operation(const std::string& op, const std::vector<std::string>
 
 }  // namespace
 
+namespace {
+
+struct ServiceCommands {
+  CLI::App* up;
+  CLI::App* down;
+  CLI::App* status;
+  CLI::App* logs;
+  CLI::App* tunnel_add;
+  CLI::App* tunnel_rm;
+  CLI::App* expose_add;
+  CLI::App* expose_rm;
+  CLI::App* supervise;
+  CLI::App* unit;
+  std::vector<CLI::App*> groups;  // `tunnel` and `expose`, which only hold add/rm
+};
+
+ServiceCommands add_service_commands(CLI::App& app, Config& cfg) {
+  ServiceCommands c{};
+  c.up = app.add_subcommand("up",
+                            "install and start punchgate as a per-user service with these flags (systemd --user, "
+                            "launchd, or a supervised background process)");
+  c.down = app.add_subcommand("down", "stop the service and remove what `up` installed");
+  c.status = app.add_subcommand("status", "show the running node (exit 3 when none is running)");
+  c.status->add_flag("--json", cfg.json, "print the full status as JSON");
+  c.logs = app.add_subcommand("logs", "print the service's log");
+  c.logs->add_flag("-f,--follow", cfg.follow, "keep printing new lines");
+  c.logs->add_option("-n,--lines", cfg.log_lines, "lines to show")->check(CLI::Range(size_t{1}, size_t{1'000'000}));
+
+  auto* tunnel = app.add_subcommand("tunnel", "change the running node's tunnels");
+  c.tunnel_add = tunnel->add_subcommand("add", "add a tunnel: PEER:SVC@BINDHOST:PORT[/udp], or with --by-name "
+                                               "SVC@BINDHOST:PORT[/udp]");
+  c.tunnel_add->add_option("spec", cfg.control_arg, "tunnel spec")->required();
+  c.tunnel_add->add_flag("--by-name", cfg.by_name, "reach any provider of the service found in the DHT");
+  c.tunnel_rm = tunnel->add_subcommand("rm", "remove the tunnel bound to BINDHOST:PORT[/udp]");
+  c.tunnel_rm->add_option("bind", cfg.control_arg, "local bind address of the tunnel")->required();
+  tunnel->require_subcommand(1);
+  auto* expose = app.add_subcommand("expose", "change the running node's exposed services");
+  c.expose_add = expose->add_subcommand("add", "expose a local service: NAME=HOST:PORT[/udp]");
+  c.expose_add->add_option("spec", cfg.control_arg, "expose spec")->required();
+  c.expose_rm = expose->add_subcommand("rm", "stop exposing the service NAME");
+  c.expose_rm->add_option("name", cfg.control_arg, "service name")->required();
+  expose->require_subcommand(1);
+  c.groups = {tunnel, expose};
+
+  // Internal: the fallback supervisor `up` starts, and the unit text `up` would install.
+  c.supervise = app.add_subcommand("supervise", "")->group("");
+  c.unit = app.add_subcommand("service-unit", "")->group("");
+  c.unit->add_option("kind", cfg.unit_kind, "systemd or launchd")->required()->check(CLI::IsMember({"systemd", "launchd"}));
+  return c;
+}
+
+// Sets cfg.command for the service subcommands and validates their arguments.
+Status finish_service_command(const ServiceCommands& c, Config& cfg) {
+  if (c.up->parsed()) cfg.command = Command::Up;
+  if (c.down->parsed()) cfg.command = Command::Down;
+  if (c.status->parsed()) cfg.command = Command::ShowStatus;
+  if (c.logs->parsed()) cfg.command = Command::Logs;
+  if (c.supervise->parsed()) cfg.command = Command::Supervise;
+  if (c.unit->parsed()) cfg.command = Command::ServiceUnit;
+  if (c.tunnel_add->parsed()) {
+    cfg.command = Command::TunnelAdd;
+    auto spec = cfg.by_name ? parse_tunnel_by_name(cfg.control_arg) : parse_tunnel(cfg.control_arg);
+    if (!spec) return spec.error();
+  }
+  if (c.tunnel_rm->parsed()) {
+    cfg.command = Command::TunnelRm;
+    std::string_view bind = cfg.control_arg;
+    if (bind.ends_with("/udp")) bind.remove_suffix(4);
+    if (auto hp = parse_host_port(bind, false); !hp) {
+      return make_error("invalid tunnel bind \"{}\": {}", cfg.control_arg, hp.error().message);
+    }
+  }
+  if (c.expose_add->parsed()) {
+    cfg.command = Command::ExposeAdd;
+    if (auto spec = parse_expose(cfg.control_arg); !spec) return spec.error();
+  }
+  if (c.expose_rm->parsed()) {
+    cfg.command = Command::ExposeRm;
+    if (auto st = validate_service_name(cfg.control_arg); !st) {
+      return make_error("invalid service name \"{}\": {}", cfg.control_arg, st.error().message);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   exit_code = 0;
   Config cfg;
   CLI::App app{"punchgate: reach TCP and UDP services on any machine, through NATs, peer to peer", "punchgate"};
   app.set_version_flag("--version", agent_version());
-  std::string identity;
+  std::string identity, control_socket, env_file;
   std::vector<std::string> listen, bootstrap;
+  app.add_option("--env-file", env_file,
+                 "read PUNCHGATE_* variables from this file first (what launchd and the supervisor use)")
+      ->type_name("PATH");
+  app.add_option("--control-socket", control_socket,
+                 "control socket path, or \"off\" (env PUNCHGATE_CONTROL_SOCKET; default "
+                 "$XDG_RUNTIME_DIR/punchgate/control.sock)")
+      ->type_name("PATH");
   app.add_option("--identity", identity,
                  "identity key file (env PUNCHGATE_IDENTITY; default $XDG_DATA_HOME/punchgate/identity.key)");
   app.add_option("--listen", listen, "listen multiaddr, repeatable (env PUNCHGATE_LISTEN, comma-separated)")
@@ -179,9 +314,13 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
       ->type_name("MULTIADDR")
       ->allow_extra_args(false);
   auto* dht_mdns_flag = dht_cmd->add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS");
+  ServiceCommands svc = add_service_commands(app, cfg);
   app.require_subcommand(0, 1);
   // Global options may also follow the subcommand (punchgate pipe <B> ssh --bootstrap …).
-  for (auto* sub : {id_cmd, ping_cmd, pipe_cmd, dht_cmd}) sub->fallthrough();
+  for (auto* sub : {id_cmd, ping_cmd, pipe_cmd, dht_cmd, svc.up, svc.status, svc.down, svc.logs, svc.supervise,
+                    svc.unit}) {
+    sub->fallthrough();
+  }
 
   try {
     app.parse(argc, argv);
@@ -217,6 +356,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     auto parsed = parse_dht_operation(dht_op, dht_args, cfg);
     if (!parsed) return exit_code = 2, parsed.error();
   }
+  if (auto st = finish_service_command(svc, cfg); !st) return exit_code = 2, st.error();
 
   if (mdns_flag->count() > 0 || dht_mdns_flag->count() > 0) {
     cfg.mdns = mdns;
@@ -261,7 +401,9 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   cfg.identity_path = identity.empty() ? default_identity_path() : std::filesystem::path(identity);
 
   auto listens = flag_or_env(listen, "PUNCHGATE_LISTEN");
-  if (listens.empty() && cfg.command == Command::Run) listens.push_back(kDefaultListen);
+  if (listens.empty() && (cfg.command == Command::Run || cfg.command == Command::Up)) {
+    listens.push_back(kDefaultListen);
+  }
   for (const auto& l : listens) {
     auto m = parse_listen_addr(l);
     if (!m) return exit_code = 2, m.error();
@@ -271,6 +413,42 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     auto m = parse_peer_addr(b, "--bootstrap");
     if (!m) return exit_code = 2, m.error();
     cfg.bootstrap.push_back(*m);
+  }
+
+  if (control_socket.empty()) {
+    const char* env = std::getenv("PUNCHGATE_CONTROL_SOCKET");
+    control_socket = env && *env ? env : "";
+  }
+  if (control_socket == "off") {
+    cfg.control_socket.clear();
+  } else {
+    cfg.control_socket = control_socket.empty() ? service_paths().control_socket
+                                                : std::filesystem::absolute(control_socket);
+  }
+
+  if (cfg.command == Command::Up) {
+    // What the service runs with: the effective values (flags, else the caller's environment),
+    // paths made absolute since the service does not share our working directory.
+    auto put_list = [&](const char* key, const std::vector<std::string>& items) {
+      if (!items.empty()) cfg.service_env.emplace_back(key, join_env_list(items));
+    };
+    cfg.service_env.emplace_back("PUNCHGATE_IDENTITY",
+                                 identity.empty() ? service_paths().identity_file.string()
+                                                  : std::filesystem::absolute(cfg.identity_path).string());
+    put_list("PUNCHGATE_LISTEN", listens);
+    put_list("PUNCHGATE_BOOTSTRAP", flag_or_env(bootstrap, "PUNCHGATE_BOOTSTRAP"));
+    put_list("PUNCHGATE_EXPOSE", flag_or_env(expose, "PUNCHGATE_EXPOSE"));
+    put_list("PUNCHGATE_TUNNEL", flag_or_env(tunnel, "PUNCHGATE_TUNNEL"));
+    put_list("PUNCHGATE_TUNNEL_BY_NAME", flag_or_env(tunnel_by_name, "PUNCHGATE_TUNNEL_BY_NAME"));
+    put_list("PUNCHGATE_ALLOW", flag_or_env(allow, "PUNCHGATE_ALLOW"));
+    cfg.service_env.emplace_back("PUNCHGATE_MDNS", cfg.mdns ? "true" : "false");
+    if (!control_socket.empty()) {
+      cfg.service_env.emplace_back("PUNCHGATE_CONTROL_SOCKET",
+                                   control_socket == "off" ? "off" : cfg.control_socket.string());
+    }
+    if (const char* level = std::getenv("PUNCHGATE_LOG"); level && *level) {
+      cfg.service_env.emplace_back("PUNCHGATE_LOG", level);
+    }
   }
   return cfg;
 }

@@ -2,6 +2,7 @@
 // names the value, never half-accepted.
 #pragma once
 
+#include "daemon/env_file.hpp"
 #include "punchgate/core/result.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
 #include "punchgate/wire/multiaddr.hpp"
@@ -12,7 +13,11 @@
 
 namespace punchgate {
 
-enum class Command { Run, Id, Ping, Pipe, Dht };
+enum class Command {
+  Run, Id, Ping, Pipe, Dht,
+  // service mode and control socket clients
+  Up, Down, ShowStatus, Logs, TunnelAdd, TunnelRm, ExposeAdd, ExposeRm, Supervise, ServiceUnit,
+};
 
 enum class DhtOp { FindProviders, Provide, Put, Get, FindPeer };
 
@@ -25,6 +30,21 @@ struct Config {
   std::vector<TunnelSpec> tunnels;  // --tunnel, then --tunnel-by-name (peer empty)
   bool mdns = true;
   std::vector<PeerId> allow;  // empty: every peer may connect
+  // Control socket of a node (run) or the one to talk to (status, tunnel, expose); empty: off.
+  std::filesystem::path control_socket;
+  // up: the node configuration as PUNCHGATE_* variables (the values as given, so parsing them
+  // back yields this same Config).
+  EnvVars service_env;
+  // status
+  bool json = false;
+  // logs
+  bool follow = false;
+  size_t log_lines = 100;
+  // tunnel add/rm, expose add/rm: the argument as given (validated)
+  std::string control_arg;
+  bool by_name = false;
+  // service-unit
+  std::string unit_kind;  // "systemd" or "launchd"
   // pipe
   PeerId pipe_peer;
   std::string pipe_service;
@@ -43,6 +63,10 @@ struct Config {
 // ~/.local/share/punchgate/identity.key.
 std::filesystem::path default_identity_path();
 
+// Loads `--env-file PATH` (if present in argv) into the environment, overriding, before flags
+// and PUNCHGATE_* variables are read. launchd and the fallback supervisor start the node this way.
+Status apply_env_file_arg(int argc, char** argv);
+
 // Parses argv (and PUNCHGATE_* environment variables). On --help/--version prints and returns
 // an exit code via `exit_code`; on a bad value returns the error line.
 Result<Config> parse_command_line(int argc, char** argv, int& exit_code);
@@ -52,5 +76,9 @@ Result<Multiaddr> parse_listen_addr(const std::string& text);
 Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what);
 // A DHT key as given on the command line: raw text, or "hex:…" for arbitrary bytes.
 Result<Bytes> parse_dht_key(const std::string& text);
+// The separator of list-valued PUNCHGATE_* variables is ','; a literal comma or backslash in an
+// item is written \, and \\.
+std::vector<std::string> split_env_list(const std::string& s);
+std::string join_env_list(const std::vector<std::string>& items);
 
 }  // namespace punchgate

@@ -76,7 +76,7 @@ PingService::PingService(Host& host, uint64_t interval_ms)
   if (interval_ms_ > 0) timer_->start(interval_ms_, interval_ms_, [this] { ping_all(); });
 }
 
-PingService::~PingService() = default;
+PingService::~PingService() { *alive_ = false; }
 
 void PingService::serve(StreamPtr stream, Bytes leftover) {
   auto responder = std::make_shared<PingResponder>();
@@ -97,7 +97,13 @@ void PingService::serve(StreamPtr stream, Bytes leftover) {
 }
 
 void PingService::ping(const ConnectionPtr& conn, uint32_t count, uint64_t interval_ms, ResultFn cb) {
-  auto session = std::make_shared<PingSession>(host_.loop(), std::move(cb));
+  // Every measured round trip is remembered per connection, for status reports.
+  ResultFn recording = [this, alive = alive_, id = conn->id(), cb = std::move(cb)](uint32_t seq, Result<Rtt> rtt,
+                                                                                  bool last) {
+    if (*alive && rtt) last_rtt_[id] = *rtt;
+    if (cb) cb(seq, std::move(rtt), last);
+  };
+  auto session = std::make_shared<PingSession>(host_.loop(), std::move(recording));
   session->count = std::max<uint32_t>(1, count);
   session->interval_ms = interval_ms;
   host_.open_stream(conn, {std::string(kPingProtocol)}, [session](Result<NegotiatedStream> r) {
@@ -120,7 +126,19 @@ void PingService::ping(const ConnectionPtr& conn, uint32_t count, uint64_t inter
   });
 }
 
+std::optional<PingService::Rtt> PingService::last_rtt(const Connection& conn) const {
+  auto it = last_rtt_.find(conn.id());
+  if (it == last_rtt_.end()) return std::nullopt;
+  return it->second;
+}
+
 void PingService::ping_all() {
+  std::erase_if(last_rtt_, [this](const auto& entry) {
+    for (const ConnectionPtr& c : host_.connections()) {
+      if (c->id() == entry.first) return false;
+    }
+    return true;
+  });
   for (const ConnectionPtr& c : host_.connections()) {
     std::string peer = c->remote_peer().to_base58();
     ping(c, 1, 0, [peer](uint32_t, Result<Rtt> rtt, bool) {

@@ -116,6 +116,11 @@ void KadService::provide(Bytes key, QueryCallback cb) {
   track(kad_.provide(key, now_ms(), true), std::move(cb));
 }
 
+void KadService::stop_providing(const Bytes& key) {
+  std::erase_if(pending_provides_, [&](const auto& p) { return p.first == key; });
+  kad_.stop_providing(key);
+}
+
 void KadService::join() {
   if (joining_) return;
   joining_ = true;

@@ -8,8 +8,8 @@
 
 namespace punchgate {
 
-ExposedServices::ExposedServices(Host& host, std::vector<ExposeSpec> exposes)
-    : host_(host), exposes_(std::move(exposes)) {
+ExposedServices::ExposedServices(Host& host, std::vector<ExposeSpec> exposes) : host_(host) {
+  for (ExposeSpec& e : exposes) services_[e.name].spec = std::move(e);
   host_.set_stream_handler(std::string(kTunnelProtocol), [this](NegotiatedStream ns) { on_tcp_stream(std::move(ns)); });
   host_.set_stream_handler(std::string(kUdpTunnelProtocol),
                            [this](NegotiatedStream ns) { on_udp_stream(std::move(ns)); });
@@ -17,21 +17,66 @@ ExposedServices::ExposedServices(Host& host, std::vector<ExposeSpec> exposes)
 
 ExposedServices::~ExposedServices() { shutdown(); }
 
-void ExposedServices::shutdown() {
-  *alive_ = false;
-  auto bridges = std::move(bridges_);
-  bridges_.clear();
-  for (auto& b : bridges) b->abort("shutting down");
-  auto flows = std::move(udp_flows_);
-  udp_flows_.clear();
-  for (auto& f : flows) f->close("shutting down");
+void ExposedServices::close_tunnels(Service& s, const std::string& reason) {
+  auto bridges = std::move(s.bridges);
+  s.bridges.clear();
+  for (auto& b : bridges) b->abort(reason);
+  auto flows = std::move(s.udp_flows);
+  s.udp_flows.clear();
+  for (auto& f : flows) f->close(reason);
 }
 
-const ExposeSpec* ExposedServices::find(const std::string& name, TunnelTransport t) const {
-  for (const ExposeSpec& e : exposes_) {
-    if (e.name == name && e.transport == t) return &e;
+void ExposedServices::shutdown() {
+  *alive_ = false;
+  for (auto& [name, s] : services_) close_tunnels(s, "shutting down");
+}
+
+size_t ExposedServices::active_tunnels() const {
+  size_t n = 0;
+  for (const auto& [name, s] : services_) n += s.bridges.size() + s.udp_flows.size();
+  return n;
+}
+
+Status ExposedServices::add(const ExposeSpec& spec) {
+  if (services_.contains(spec.name)) {
+    return make_error("service {} is already exposed ({})", spec.name, services_.at(spec.name).spec.to_string());
   }
-  return nullptr;
+  services_[spec.name].spec = spec;
+  return {};
+}
+
+Status ExposedServices::remove(const std::string& name) {
+  auto it = services_.find(name);
+  if (it == services_.end()) return make_error("no exposed service named \"{}\"", name);
+  // Moved out first: closing fires done callbacks that look the service up by name.
+  Service gone = std::move(it->second);
+  services_.erase(it);
+  close_tunnels(gone, "service removed");
+  return {};
+}
+
+std::vector<ExposedServices::Info> ExposedServices::list() const {
+  std::vector<Info> out;
+  for (const auto& [name, s] : services_) {
+    Info info{s.spec, s.finished};
+    for (const auto& b : s.bridges) {
+      ++info.traffic.active;
+      info.traffic.bytes_sent += b->stats().bytes_from_stream;
+      info.traffic.bytes_received += b->stats().bytes_to_stream;
+    }
+    for (const auto& f : s.udp_flows) {
+      ++info.traffic.active;
+      info.traffic.bytes_sent += f->bytes_to_target();
+      info.traffic.bytes_received += f->bytes_from_target();
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+ExposedServices::Service* ExposedServices::find(const std::string& name, TunnelTransport t) {
+  auto it = services_.find(name);
+  return it != services_.end() && it->second.spec.transport == t ? &it->second : nullptr;
 }
 
 void ExposedServices::reject(const NegotiatedStream& ns, const std::string& service, const std::string& reason) {
@@ -52,9 +97,9 @@ void ExposedServices::on_tcp_stream(NegotiatedStream ns) {
       return reject(s, req.service_name, "invalid service name");
     }
     spdlog::info("tunnel request peer={} service={}", s.conn->remote_peer().to_base58(), req.service_name);
-    const ExposeSpec* spec = find(req.service_name, TunnelTransport::Tcp);
-    if (!spec) return reject(s, req.service_name, fmt::format("unknown service {}", req.service_name));
-    accept_tcp(std::move(s), *spec, std::move(rest));
+    const Service* svc = find(req.service_name, TunnelTransport::Tcp);
+    if (!svc) return reject(s, req.service_name, fmt::format("unknown service {}", req.service_name));
+    accept_tcp(std::move(s), svc->spec, std::move(rest));
   });
 }
 
@@ -80,13 +125,23 @@ void ExposedServices::accept_tcp(NegotiatedStream ns, const ExposeSpec& spec, By
                             spdlog::info("tunnel closed peer={} service={} bytes_to_service={} "
                                          "bytes_from_service={} reason={}",
                                          peer, service, st.bytes_from_stream, st.bytes_to_stream, log_quote(reason));
-                            if (*alive && *holder) bridges_.erase(*holder);
+                            if (*alive && *holder) {
+                              // The service may have been removed (or removed and added again).
+                              if (Service* svc = find(service, TunnelTransport::Tcp);
+                                  svc && svc->bridges.erase(*holder) > 0) {
+                                svc->finished.bytes_sent += st.bytes_from_stream;
+                                svc->finished.bytes_received += st.bytes_to_stream;
+                              }
+                            }
                             holder->reset();
                           });
+                      Service* svc = find(service, TunnelTransport::Tcp);
+                      if (svc) ++svc->finished.total;
                       // The bridge may already have finished (e.g. the stream was reset).
                       if (!bridge->finished()) {
                         *holder = bridge;
-                        bridges_.insert(bridge);
+                        if (svc) svc->bridges.insert(bridge);
+                        else bridge->abort("service removed");
                       }
                     });
       });
@@ -100,10 +155,10 @@ void ExposedServices::on_udp_stream(NegotiatedStream ns) {
     }
     spdlog::info("tunnel request peer={} service={} transport=udp", s.conn->remote_peer().to_base58(),
                  req.service_name);
-    const ExposeSpec* spec = find(req.service_name, TunnelTransport::Udp);
-    if (!spec) return reject(s, req.service_name, fmt::format("unknown udp service {}", req.service_name));
-    std::string service = spec->name;
-    resolve_address(host_.loop(), spec->target.host, spec->target.port, SOCK_DGRAM,
+    const Service* svc = find(req.service_name, TunnelTransport::Udp);
+    if (!svc) return reject(s, req.service_name, fmt::format("unknown udp service {}", req.service_name));
+    std::string service = svc->spec.name;
+    resolve_address(host_.loop(), svc->spec.target.host, svc->spec.target.port, SOCK_DGRAM,
                     [this, alive, s, service, rest = std::move(rest)](Result<SockAddr> addr) mutable {
                       if (!*alive) return s.stream->reset(0);
                       if (!addr) return reject(s, service, addr.error().message);
@@ -115,13 +170,24 @@ void ExposedServices::on_udp_stream(NegotiatedStream ns) {
                                          "bytes_from_service={} reason={}",
                                          peer, service, f->bytes_to_target(), f->bytes_from_target(), log_quote(reason));
                             if (!*alive) return;
-                            std::erase_if(udp_flows_, [f](const auto& p) { return p.get() == f; });
+                            Service* entry = find(service, TunnelTransport::Udp);
+                            if (!entry) return;
+                            if (std::erase_if(entry->udp_flows, [f](const auto& p) { return p.get() == f; }) > 0) {
+                              entry->finished.bytes_sent += f->bytes_to_target();
+                              entry->finished.bytes_received += f->bytes_from_target();
+                            }
                           });
                       if (!flow) return reject(s, service, flow.error().message);
+                      Service* entry = find(service, TunnelTransport::Udp);
+                      if (!entry) {
+                        (*flow)->close("service removed");
+                        return;
+                      }
                       // Replies from the target can only arrive on a later loop turn, after this.
                       s.stream->write(encode_tunnel_response(TunnelResponse{true, ""}));
                       spdlog::info("tunnel accepted peer={} service={} transport=udp", peer, service);
-                      udp_flows_.insert(*flow);
+                      ++entry->finished.total;
+                      entry->udp_flows.insert(*flow);
                     });
   });
 }

@@ -59,6 +59,7 @@ class TcpBridge : public std::enable_shared_from_this<TcpBridge> {
   // Aborts both sides (e.g. on shutdown).
   void abort(const std::string& reason);
   bool finished() const { return finished_; }
+  const BridgeStats& stats() const { return stats_; }
 
  private:
   struct WriteReq;

@@ -40,6 +40,16 @@ void TcpTunnelListener::shutdown() {
   for (auto& b : bridges) b->abort("shutting down");
 }
 
+TrafficStats TcpTunnelListener::stats() const {
+  TrafficStats s = finished_;
+  for (const auto& b : bridges_) {
+    ++s.active;
+    s.bytes_sent += b->stats().bytes_to_stream;
+    s.bytes_received += b->stats().bytes_from_stream;
+  }
+  return s;
+}
+
 void TcpTunnelListener::on_accept() {
   auto client = std::make_shared<UvHandle<uv_tcp_t>>();
   uv_tcp_init(host_.loop(), client->get());
@@ -100,9 +110,14 @@ void TcpTunnelListener::open_tunnel(std::shared_ptr<UvHandle<uv_tcp_t>> client, 
                              spdlog::info("client tunnel closed peer={} service={} bytes_sent={} bytes_received={} "
                                           "reason={}",
                                           peer, service, st.bytes_to_stream, st.bytes_from_stream, log_quote(reason));
-                             if (*alive && *holder) bridges_.erase(*holder);
+                             if (*alive) {
+                               finished_.bytes_sent += st.bytes_to_stream;
+                               finished_.bytes_received += st.bytes_from_stream;
+                               if (*holder) bridges_.erase(*holder);
+                             }
                              holder->reset();
                            });
+                       ++finished_.total;
                        if (!bridge->finished()) {
                          *holder = bridge;
                          bridges_.insert(bridge);

@@ -5,6 +5,7 @@
 #include "punchgate/core/sockaddr.hpp"
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/host/host.hpp"
+#include "punchgate/tunnel/traffic_stats.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
 #include "tunnel/tunnel_target.hpp"
 #include "tunnel/tcp_bridge.hpp"
@@ -20,6 +21,8 @@ class TcpTunnelListener {
   ~TcpTunnelListener();
   Status listen();
   void shutdown();
+  const TunnelSpec& spec() const { return spec_; }
+  TrafficStats stats() const;
 
  private:
   void on_accept();
@@ -33,6 +36,7 @@ class TcpTunnelListener {
   TunnelSpec spec_;
   UvHandle<uv_tcp_t> server_;
   std::set<std::shared_ptr<TcpBridge>> bridges_;
+  TrafficStats finished_;  // connections already closed
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

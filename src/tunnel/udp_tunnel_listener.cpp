@@ -74,9 +74,25 @@ void UdpTunnelListener::shutdown() {
   flows_.clear();
 }
 
+TrafficStats UdpTunnelListener::stats() const {
+  TrafficStats s = finished_;
+  for (const auto& [addr, f] : flows_) {
+    ++s.active;
+    s.bytes_sent += f->sent;
+    s.bytes_received += f->received;
+  }
+  return s;
+}
+
+void UdpTunnelListener::retire(const Flow& f) {
+  finished_.bytes_sent += f.sent;
+  finished_.bytes_received += f.received;
+}
+
 void UdpTunnelListener::on_datagram(const SockAddr& from, BytesView d) {
   auto it = flows_.find(from);
   if (it != flows_.end() && it->second->lost) {
+    retire(*it->second);
     flows_.erase(it);
     it = flows_.end();
   }
@@ -84,6 +100,7 @@ void UdpTunnelListener::on_datagram(const SockAddr& from, BytesView d) {
     if (flows_.size() >= kMaxFlows) return;
     auto flow = std::make_shared<Flow>();
     it = flows_.emplace(from, flow).first;
+    ++finished_.total;
     open_flow(from, flow);
   }
   Flow& f = *it->second;
@@ -184,6 +201,7 @@ void UdpTunnelListener::expire_idle() {
       f.stream->set_handlers({});
       f.stream->shutdown_write();
     }
+    retire(f);
     it = flows_.erase(it);
   }
 }

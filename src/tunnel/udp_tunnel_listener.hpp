@@ -6,6 +6,7 @@
 #include "punchgate/core/sockaddr.hpp"
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/host/host.hpp"
+#include "punchgate/tunnel/traffic_stats.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
 #include "tunnel/tunnel_target.hpp"
 
@@ -24,6 +25,8 @@ class UdpTunnelListener {
   ~UdpTunnelListener();
   Status listen();
   void shutdown();
+  const TunnelSpec& spec() const { return spec_; }
+  TrafficStats stats() const;
 
  private:
   struct Flow;
@@ -31,6 +34,7 @@ class UdpTunnelListener {
   void open_flow(const SockAddr& from, const std::shared_ptr<Flow>& flow);
   void on_stream_data(const SockAddr& from, Flow& flow, BytesView d);
   void expire_idle();
+  void retire(const Flow& f);  // adds a closing flow's bytes to finished_
 
   Host& host_;
   std::unique_ptr<TunnelTarget> target_;
@@ -38,6 +42,7 @@ class UdpTunnelListener {
   UvHandle<uv_udp_t> udp_;
   Timer sweep_;
   std::unordered_map<SockAddr, std::shared_ptr<Flow>, SockAddrHash> flows_;
+  TrafficStats finished_;  // flows already expired or replaced
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -75,6 +75,9 @@ class Proc:
         # mDNS is on by default in punchgate; tests must not multicast onto the host's real
         # interfaces, so it is off unless a test (in its own namespace) turns it on.
         full_env.setdefault("PUNCHGATE_MDNS", "false")
+        # Likewise the control socket: test nodes must not take (or fight over) the user's
+        # default socket; tests of the control plane set their own path (or "" for the default).
+        full_env.setdefault("PUNCHGATE_CONTROL_SOCKET", "off")
         if env:
             full_env.update({k: str(v) for k, v in env.items()})
         self._out = open(self.stdout_path, "wb")

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 
 namespace punchgate {
 
@@ -25,6 +27,8 @@ class PingService {
 
   // Sends `count` pings `interval_ms` apart on one stream.
   void ping(const ConnectionPtr& conn, uint32_t count, uint64_t interval_ms, ResultFn cb);
+  // The latest round trip measured on `conn` (periodic or requested ping), if any.
+  std::optional<Rtt> last_rtt(const Connection& conn) const;
 
  private:
   void serve(StreamPtr stream, Bytes leftover);
@@ -33,6 +37,8 @@ class PingService {
   Host& host_;
   uint64_t interval_ms_;
   std::unique_ptr<Timer> timer_;
+  std::unordered_map<uint64_t, Rtt> last_rtt_;  // by connection id; pruned on each periodic round
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace punchgate

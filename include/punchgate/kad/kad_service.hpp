@@ -40,6 +40,8 @@ class KadService {
   // (no peer in the routing table) the first announcement waits for the join. cb gets the first
   // round's result.
   void provide(Bytes key, QueryCallback cb);
+  // Stops re-announcing `key` (records already placed expire with their TTL).
+  void stop_providing(const Bytes& key);
   // Called after each join: the first peer entered an empty routing table, and the lookup of our
   // own id that follows has finished (`peers` = routing table size then).
   void add_join_observer(std::function<void(size_t peers)> obs) { join_observers_.push_back(std::move(obs)); }

@@ -1,0 +1,201 @@
+#include "daemon/node_control.hpp"
+
+#include "punchgate/core/log.hpp"
+#include "punchgate/host/ping_service.hpp"
+#include "punchgate/host/protocol_ids.hpp"
+#include "punchgate/kad/kad_service.hpp"
+#include "punchgate/tunnel/tunnel_manager.hpp"
+
+#include <unistd.h>
+
+namespace punchgate {
+
+namespace {
+
+using nlohmann::json;
+
+json traffic_json(const TrafficStats& t) {
+  return {{"active_connections", t.active},
+          {"total_connections", t.total},
+          {"bytes_sent", t.bytes_sent},
+          {"bytes_received", t.bytes_received}};
+}
+
+const char* transport_name(TunnelTransport t) { return t == TunnelTransport::Udp ? "udp" : "tcp"; }
+
+json tunnel_json(const TunnelInfo& t) {
+  json j = {{"bind", t.spec.bind.to_string()},
+            {"service", t.spec.service},
+            {"peer", t.spec.peer.empty() ? json(nullptr) : json(t.spec.peer.to_base58())},
+            {"by_name", t.spec.peer.empty()},
+            {"transport", transport_name(t.spec.transport)},
+            {"spec", t.spec.to_string()}};
+  j.update(traffic_json(t.traffic));
+  return j;
+}
+
+json expose_json(const ExposeInfo& e) {
+  json j = {{"name", e.spec.name},
+            {"target", e.spec.target.to_string()},
+            {"transport", transport_name(e.spec.transport)},
+            {"spec", e.spec.to_string()}};
+  j.update(traffic_json(e.traffic));
+  return j;
+}
+
+json addrs_json(const std::vector<Multiaddr>& addrs) {
+  json out = json::array();
+  for (const Multiaddr& a : addrs) out.push_back(a.to_string());
+  return out;
+}
+
+// A string parameter, or an error naming it.
+Result<std::string> string_param(const json& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end() || !it->is_string()) return make_error("params.{} must be a string", name);
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+NodeControl::NodeControl(Host& host, KadService* kad, TunnelManager& tunnels, NodeFacts facts)
+    : host_(host), kad_(kad), tunnels_(tunnels), facts_(std::move(facts)) {
+  host_.add_connection_observer([this, alive = alive_](const ConnectionPtr& c, bool opened, const std::string& reason) {
+    if (!*alive) return;
+    json ev = {{"event", opened ? "peer_connected" : "peer_disconnected"},
+               {"peer_id", c->remote_peer().to_base58()},
+               {"address", c->remote_addr().to_string()},
+               {"connection", c->remote_addr().is_relayed() ? "relayed" : "direct"}};
+    if (!opened) ev["reason"] = reason;
+    publish(std::move(ev));
+  });
+}
+
+NodeControl::~NodeControl() { *alive_ = false; }
+
+void NodeControl::publish(json event) const {
+  if (publish_) publish_(event);
+}
+
+Result<json> NodeControl::call(const std::string& method, const json& params) {
+  if (method == "status") return status();
+  if (method == "peers") return peers();
+  if (method == "tunnels") return tunnels();
+  if (method == "tunnel.add") return tunnel_add(params);
+  if (method == "tunnel.rm") return tunnel_rm(params);
+  if (method == "expose.add") return expose_add(params);
+  if (method == "expose.rm") return expose_rm(params);
+  return make_error("unknown method \"{}\" (expected status, peers, tunnels, tunnel.add, tunnel.rm, expose.add, "
+                    "expose.rm or subscribe)",
+                    method);
+}
+
+json NodeControl::peers() const {
+  json list = json::array();
+  for (const ConnectionPtr& c : host_.connections()) {
+    json p = {{"peer_id", c->remote_peer().to_base58()},
+              {"address", c->remote_addr().to_string()},
+              {"connection", c->remote_addr().is_relayed() ? "relayed" : "direct"},
+              {"direction", c->endpoint() == Endpoint::Dialer ? "outbound" : "inbound"},
+              {"rtt_ms", nullptr},
+              {"agent_version", nullptr}};
+    if (auto rtt = host_.ping().last_rtt(*c)) {
+      p["rtt_ms"] = std::chrono::duration<double, std::milli>(*rtt).count();
+    }
+    if (const PeerInfo* info = host_.peer_store().get(c->remote_peer()); info && !info->agent_version.empty()) {
+      p["agent_version"] = info->agent_version;
+    }
+    list.push_back(std::move(p));
+  }
+  return {{"peers", std::move(list)}};
+}
+
+json NodeControl::tunnels() const {
+  json t = json::array();
+  for (const TunnelInfo& info : tunnels_.tunnels()) t.push_back(tunnel_json(info));
+  json e = json::array();
+  for (const ExposeInfo& info : tunnels_.exposes()) e.push_back(expose_json(info));
+  return {{"tunnels", std::move(t)}, {"exposes", std::move(e)}};
+}
+
+json NodeControl::status() const {
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  json s = {
+      {"peer_id", host_.peer_id().to_base58()},
+      {"version", agent_version()},
+      {"pid", static_cast<int64_t>(::getpid())},
+      {"uptime_s", uptime.count()},
+      {"listen_addrs", addrs_json(host_.listen_addrs())},
+      // Confirmed: reported by at least two distinct peers.
+      {"external_addrs", addrs_json(host_.peer_store().observed_addrs(2))},
+      {"observed_addrs", addrs_json(host_.peer_store().observed_addrs(1))},
+      // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
+      {"nat_reachability", "unknown"},
+      {"role", facts_.role},
+      // Relay client and server are not implemented yet: nothing held, nothing served.
+      {"relay", {{"reservations_held", json::array()}, {"reservations_served", 0}, {"circuits_served", 0}}},
+      {"dht", {{"routing_table_size", kad_ ? kad_->routing_table_size() : 0}}},
+      {"control_socket", facts_.control_socket},
+  };
+  s.update(peers());
+  s.update(tunnels());
+  return s;
+}
+
+Result<json> NodeControl::tunnel_add(const json& params) {
+  auto text = string_param(params, "spec");
+  if (!text) return text.error();
+  bool by_name = params.value("by_name", false);
+  auto spec = by_name ? parse_tunnel_by_name(*text) : parse_tunnel(*text);
+  if (!spec) return spec.error();
+  PG_TRY(tunnels_.add_tunnel(*spec));
+  spdlog::info("tunnel added bind={} service={} via=control", spec->bind.to_string(), spec->service);
+  for (const TunnelInfo& t : tunnels_.tunnels()) {
+    if (t.spec.bind == spec->bind && t.spec.transport == spec->transport) {
+      json j = tunnel_json(t);
+      publish({{"event", "tunnel_added"}, {"tunnel", j}});
+      return json{{"tunnel", j}};
+    }
+  }
+  return make_error("tunnel {} was added but is not listed", spec->to_string());
+}
+
+Result<json> NodeControl::tunnel_rm(const json& params) {
+  auto text = string_param(params, "bind");
+  if (!text) return text.error();
+  std::string_view bind = *text;
+  TunnelTransport transport = TunnelTransport::Tcp;
+  if (bind.ends_with("/udp")) {
+    bind.remove_suffix(4);
+    transport = TunnelTransport::Udp;
+  }
+  auto hp = parse_host_port(bind, false);
+  if (!hp) return make_error("invalid tunnel bind \"{}\": {}", *text, hp.error().message);
+  PG_TRY(tunnels_.remove_tunnel(*hp, transport));
+  publish({{"event", "tunnel_removed"}, {"bind", *text}});
+  return json{{"removed", *text}};
+}
+
+Result<json> NodeControl::expose_add(const json& params) {
+  auto text = string_param(params, "spec");
+  if (!text) return text.error();
+  auto spec = parse_expose(*text);
+  if (!spec) return spec.error();
+  PG_TRY(tunnels_.add_expose(*spec));
+  json j = expose_json(ExposeInfo{*spec, {}});
+  publish({{"event", "expose_added"}, {"expose", j}});
+  return json{{"expose", j}};
+}
+
+Result<json> NodeControl::expose_rm(const json& params) {
+  auto name = string_param(params, "name");
+  if (!name) return name.error();
+  if (auto st = validate_service_name(*name); !st) {
+    return make_error("invalid service name \"{}\": {}", *name, st.error().message);
+  }
+  PG_TRY(tunnels_.remove_expose(*name));
+  publish({{"event", "expose_removed"}, {"name", *name}});
+  return json{{"removed", *name}};
+}
+
+}  // namespace punchgate

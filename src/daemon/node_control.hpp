@@ -1,0 +1,58 @@
+// The node's side of the control socket: answers status/peers/tunnels and applies runtime tunnel
+// and expose changes, publishing an event for each change and for peers coming and going.
+#pragma once
+
+#include "daemon/control_server.hpp"
+#include "punchgate/host/host.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace punchgate {
+
+class KadService;
+class TunnelManager;
+
+struct NodeFacts {
+  std::string role;  // "public" (serves others, no --bootstrap) or "private"
+  std::string control_socket;
+};
+
+class NodeControl final : public ControlHandler {
+ public:
+  using Publish = std::function<void(const nlohmann::json& event)>;
+
+  NodeControl(Host& host, KadService* kad, TunnelManager& tunnels, NodeFacts facts);
+  ~NodeControl() override;
+  NodeControl(const NodeControl&) = delete;
+  NodeControl& operator=(const NodeControl&) = delete;
+  // Where events go (the control server's subscribers); unset: dropped.
+  void set_publisher(Publish publish) { publish_ = std::move(publish); }
+
+  Result<nlohmann::json> call(const std::string& method, const nlohmann::json& params) override;
+
+  nlohmann::json status() const;
+  nlohmann::json peers() const;
+  nlohmann::json tunnels() const;
+
+ private:
+  Result<nlohmann::json> tunnel_add(const nlohmann::json& params);
+  Result<nlohmann::json> tunnel_rm(const nlohmann::json& params);
+  Result<nlohmann::json> expose_add(const nlohmann::json& params);
+  Result<nlohmann::json> expose_rm(const nlohmann::json& params);
+  void publish(nlohmann::json event) const;
+
+  Host& host_;
+  KadService* kad_;
+  TunnelManager& tunnels_;
+  NodeFacts facts_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  Publish publish_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // the host's observer outlives us
+};
+
+}  // namespace punchgate
