@@ -81,14 +81,6 @@ Status apply_env_file_arg(int argc, char** argv) {
   return {};
 }
 
-std::filesystem::path default_identity_path() {
-  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg == '/') {
-    return std::filesystem::path(xdg) / "punchgate" / "identity.key";
-  }
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home && *home ? home : ".") / ".local" / "share" / "punchgate" / "identity.key";
-}
-
 Result<Multiaddr> parse_listen_addr(const std::string& text) {
   auto m = Multiaddr::parse(text);
   if (!m) return make_error("invalid --listen address \"{}\": {}", text, m.error().message);
@@ -170,7 +162,6 @@ struct ServiceCommands {
   CLI::App* expose_rm;
   CLI::App* supervise;
   CLI::App* unit;
-  std::vector<CLI::App*> groups;  // `tunnel` and `expose`, which only hold add/rm
 };
 
 ServiceCommands add_service_commands(CLI::App& app, Config& cfg) {
@@ -199,7 +190,6 @@ ServiceCommands add_service_commands(CLI::App& app, Config& cfg) {
   c.expose_rm = expose->add_subcommand("rm", "stop exposing the service NAME");
   c.expose_rm->add_option("name", cfg.control_arg, "service name")->required();
   expose->require_subcommand(1);
-  c.groups = {tunnel, expose};
 
   // Internal: the fallback supervisor `up` starts, and the unit text `up` would install.
   c.supervise = app.add_subcommand("supervise", "")->group("");
@@ -223,11 +213,7 @@ Status finish_service_command(const ServiceCommands& c, Config& cfg) {
   }
   if (c.tunnel_rm->parsed()) {
     cfg.command = Command::TunnelRm;
-    std::string_view bind = cfg.control_arg;
-    if (bind.ends_with("/udp")) bind.remove_suffix(4);
-    if (auto hp = parse_host_port(bind, false); !hp) {
-      return make_error("invalid tunnel bind \"{}\": {}", cfg.control_arg, hp.error().message);
-    }
+    if (auto b = parse_tunnel_bind(cfg.control_arg); !b) return b.error();
   }
   if (c.expose_add->parsed()) {
     cfg.command = Command::ExposeAdd;
@@ -398,7 +384,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     const char* env = std::getenv("PUNCHGATE_IDENTITY");
     identity = env && *env ? env : "";
   }
-  cfg.identity_path = identity.empty() ? default_identity_path() : std::filesystem::path(identity);
+  cfg.identity_path = identity.empty() ? service_paths().identity_file : std::filesystem::path(identity);
 
   auto listens = flag_or_env(listen, "PUNCHGATE_LISTEN");
   if (listens.empty() && (cfg.command == Command::Run || cfg.command == Command::Up)) {
@@ -432,9 +418,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     auto put_list = [&](const char* key, const std::vector<std::string>& items) {
       if (!items.empty()) cfg.service_env.emplace_back(key, join_env_list(items));
     };
-    cfg.service_env.emplace_back("PUNCHGATE_IDENTITY",
-                                 identity.empty() ? service_paths().identity_file.string()
-                                                  : std::filesystem::absolute(cfg.identity_path).string());
+    cfg.service_env.emplace_back("PUNCHGATE_IDENTITY", std::filesystem::absolute(cfg.identity_path).string());
     put_list("PUNCHGATE_LISTEN", listens);
     put_list("PUNCHGATE_BOOTSTRAP", flag_or_env(bootstrap, "PUNCHGATE_BOOTSTRAP"));
     put_list("PUNCHGATE_EXPOSE", flag_or_env(expose, "PUNCHGATE_EXPOSE"));

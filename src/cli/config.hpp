@@ -59,10 +59,6 @@ struct Config {
   uint64_t ping_interval_ms = 1000;
 };
 
-// The default identity file: $XDG_DATA_HOME/punchgate/identity.key, else
-// ~/.local/share/punchgate/identity.key.
-std::filesystem::path default_identity_path();
-
 // Loads `--env-file PATH` (if present in argv) into the environment, overriding, before flags
 // and PUNCHGATE_* variables are read. launchd and the fallback supervisor start the node this way.
 Status apply_env_file_arg(int argc, char** argv);

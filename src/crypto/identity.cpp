@@ -1,6 +1,8 @@
 // Ed25519 host identity and the libp2p key protobufs (peer-ids/peer-ids.md).
 #include "punchgate/crypto/identity.hpp"
 
+#include "punchgate/core/unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -42,15 +44,6 @@ void ensure_sodium() {
   }
 }
 
-std::string_view key_type_name(uint64_t t) {
-  switch (t) {
-    case 0: return "RSA";
-    case 1: return "Ed25519";
-    case 2: return "Secp256k1";
-    case 3: return "ECDSA";
-    default: return "unknown";
-  }
-}
 
 struct KeyMessage {
   KeyType type;
@@ -117,31 +110,6 @@ struct WipeOnExit {
   ~WipeOnExit() { wipe(b); }
 };
 
-// Owns a POSIX file descriptor.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Closes and reports the close error (it can carry a deferred write error).
-  int close_checked() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 Error file_error(const fs::path& path, std::string_view reason) {
   return make_error("identity file {}: {}", path.string(), reason);
@@ -337,6 +305,16 @@ Identity Identity::generate() {
   id.public_ = PublicKey{KeyType::Ed25519, Bytes(reinterpret_cast<const char*>(pk), sizeof pk)};
   id.peer_id_ = id.public_.peer_id();
   return id;
+}
+
+std::string_view key_type_name(uint64_t t) {
+  switch (t) {
+    case 0: return "RSA";
+    case 1: return "Ed25519";
+    case 2: return "Secp256k1";
+    case 3: return "ECDSA";
+    default: return "unknown";
+  }
 }
 
 Result<Identity> Identity::from_protobuf(BytesView private_key_proto) {

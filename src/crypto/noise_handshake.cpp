@@ -20,16 +20,6 @@ Bytes static_key_signed_message(BytesView static_public) {
   return msg;
 }
 
-const char* key_type_name(KeyType t) {
-  switch (t) {
-    case KeyType::RSA: return "RSA";
-    case KeyType::Ed25519: return "Ed25519";
-    case KeyType::Secp256k1: return "Secp256k1";
-    case KeyType::ECDSA: return "ECDSA";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 NoiseHandshake::NoiseHandshake(bool initiator, const Identity& identity, std::optional<PeerId> expected_remote,

@@ -21,16 +21,6 @@ Status check_size(const char* what, size_t size, size_t max) {
   return {};
 }
 
-const char* key_type_name(KeyType t) {
-  switch (t) {
-    case KeyType::RSA: return "RSA";
-    case KeyType::Ed25519: return "Ed25519";
-    case KeyType::Secp256k1: return "Secp256k1";
-    case KeyType::ECDSA: return "ECDSA";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 Bytes SignedEnvelope::encode() const {

@@ -1,8 +1,9 @@
-// Small file helpers for the service-mode files: owned descriptors, bounded reads, directories
+// Small file helpers for the service-mode files: bounded reads, directories
 // created with a given mode, and atomic replacement (temp file + fsync + rename).
 #pragma once
 
 #include "punchgate/core/result.hpp"
+#include "punchgate/core/unique_fd.hpp"
 
 #include <sys/types.h>
 
@@ -12,26 +13,6 @@
 
 namespace punchgate {
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release();
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
-
-std::string errno_text(int err);
 
 // mkdir -p; directories it creates get `mode`, existing ones are left as they are.
 Status make_dirs(const std::filesystem::path& dir, mode_t mode);

@@ -1,5 +1,7 @@
 #include "daemon/control_client.hpp"
 
+#include "punchgate/core/unique_fd.hpp"
+
 #include "daemon/control_protocol.hpp"
 
 #include <fmt/format.h>
@@ -37,27 +39,14 @@ std::string duration_text(milliseconds d) {
   return d.count() % 1000 == 0 ? fmt::format("{} s", d.count() / 1000) : fmt::format("{} ms", d.count());
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
 
- private:
-  int fd_;
-};
-
-ControlResult<Fd> connect_socket(const std::filesystem::path& path, milliseconds timeout) {
+ControlResult<UniqueFd> connect_socket(const std::filesystem::path& path, milliseconds timeout) {
   sockaddr_un addr{};
   if (path.native().size() >= sizeof(addr.sun_path)) {
     return failed(fmt::format("control socket path {} is too long ({} bytes, limit {})", path.string(),
                               path.native().size(), sizeof(addr.sun_path) - 1));
   }
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
   if (fd.get() < 0) return failed(fmt::format("cannot create a socket: {}", std::strerror(errno)));
   ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
 #ifdef SO_NOSIGPIPE
@@ -149,7 +138,7 @@ std::string excerpt(std::string_view text) {
 
 // Connects, sends one request and reads its answer; the connection stays open for events.
 struct Exchange {
-  Fd fd;
+  UniqueFd fd;
   ControlLineReader reader{kMaxControlResponseBytes};
   json response;
 };

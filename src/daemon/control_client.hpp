@@ -2,16 +2,15 @@
 // add`, …): plain POSIX sockets, no event loop. Wire format: daemon/control_protocol.hpp.
 #pragma once
 
+#include "punchgate/core/result.hpp"
+
 #include <nlohmann/json.hpp>
 
-#include <cassert>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 
 namespace punchgate {
 
@@ -19,45 +18,13 @@ struct ControlCallError {
   // NotRunning: nothing listens at the socket path (no file, or a stale one nobody answers on);
   // a CLI exits with "not running" status. Failed: everything else (timeout, permission denied,
   // connection lost, malformed reply, or the daemon answered ok:false).
-  enum Kind { NotRunning, Failed } kind;
+  enum Kind { NotRunning, Failed } kind = Failed;
   std::string message;  // one line, ready to print
 };
 
-// Result<T> with a ControlCallError instead of an Error, so callers can tell the kinds apart.
+// Result with a ControlCallError instead of an Error, so callers can tell the kinds apart.
 template <typename T>
-class [[nodiscard]] ControlResult {
- public:
-  ControlResult(T value) : v_(std::in_place_index<0>, std::move(value)) {}              // NOLINT
-  ControlResult(ControlCallError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const ControlCallError& error() const { assert(!ok()); return std::get<1>(v_); }
-
- private:
-  std::variant<T, ControlCallError> v_;
-};
-
-template <>
-class [[nodiscard]] ControlResult<void> {
- public:
-  ControlResult() = default;
-  ControlResult(ControlCallError error) : error_(std::move(error)), ok_(false) {}  // NOLINT
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  const ControlCallError& error() const { assert(!ok_); return error_; }
-
- private:
-  ControlCallError error_{ControlCallError::Failed, {}};
-  bool ok_ = true;
-};
+using ControlResult = Result<T, ControlCallError>;
 
 inline constexpr std::chrono::milliseconds kControlCallTimeout{10'000};
 

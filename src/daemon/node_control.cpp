@@ -150,28 +150,17 @@ Result<json> NodeControl::tunnel_add(const json& params) {
   if (!spec) return spec.error();
   PG_TRY(tunnels_.add_tunnel(*spec));
   spdlog::info("tunnel added bind={} service={} via=control", spec->bind.to_string(), spec->service);
-  for (const TunnelInfo& t : tunnels_.tunnels()) {
-    if (t.spec.bind == spec->bind && t.spec.transport == spec->transport) {
-      json j = tunnel_json(t);
-      publish({{"event", "tunnel_added"}, {"tunnel", j}});
-      return json{{"tunnel", j}};
-    }
-  }
-  return make_error("tunnel {} was added but is not listed", spec->to_string());
+  json j = tunnel_json(TunnelInfo{*spec, {}});
+  publish({{"event", "tunnel_added"}, {"tunnel", j}});
+  return json{{"tunnel", j}};
 }
 
 Result<json> NodeControl::tunnel_rm(const json& params) {
   auto text = string_param(params, "bind");
   if (!text) return text.error();
-  std::string_view bind = *text;
-  TunnelTransport transport = TunnelTransport::Tcp;
-  if (bind.ends_with("/udp")) {
-    bind.remove_suffix(4);
-    transport = TunnelTransport::Udp;
-  }
-  auto hp = parse_host_port(bind, false);
-  if (!hp) return make_error("invalid tunnel bind \"{}\": {}", *text, hp.error().message);
-  PG_TRY(tunnels_.remove_tunnel(*hp, transport));
+  auto b = parse_tunnel_bind(*text);
+  if (!b) return b.error();
+  PG_TRY(tunnels_.remove_tunnel(b->bind, b->transport));
   publish({{"event", "tunnel_removed"}, {"bind", *text}});
   return json{{"removed", *text}};
 }

@@ -8,6 +8,8 @@
 
 #include <sodium.h>
 
+#include <unordered_set>
+
 namespace punchgate {
 
 namespace {
@@ -133,13 +135,11 @@ std::optional<PingService::Rtt> PingService::last_rtt(const Connection& conn) co
 }
 
 void PingService::ping_all() {
-  std::erase_if(last_rtt_, [this](const auto& entry) {
-    for (const ConnectionPtr& c : host_.connections()) {
-      if (c->id() == entry.first) return false;
-    }
-    return true;
-  });
-  for (const ConnectionPtr& c : host_.connections()) {
+  const std::vector<ConnectionPtr> conns = host_.connections();
+  std::unordered_set<uint64_t> live;
+  for (const ConnectionPtr& c : conns) live.insert(c->id());
+  std::erase_if(last_rtt_, [&](const auto& entry) { return !live.contains(entry.first); });
+  for (const ConnectionPtr& c : conns) {
     std::string peer = c->remote_peer().to_base58();
     ping(c, 1, 0, [peer](uint32_t, Result<Rtt> rtt, bool) {
       if (rtt) {

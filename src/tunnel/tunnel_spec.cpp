@@ -265,6 +265,19 @@ Result<TunnelSpec> parse_tunnel_by_name(std::string_view text) {
   return parse_service_at_bind(text, text, "--tunnel-by-name", PeerId());
 }
 
+Result<TunnelBind> parse_tunnel_bind(std::string_view text) {
+  TunnelBind out;
+  std::string_view rest = text;
+  if (rest.ends_with("/udp")) {
+    rest.remove_suffix(4);
+    out.transport = TunnelTransport::Udp;
+  }
+  auto hp = parse_host_port(rest, false);
+  if (!hp) return make_error("invalid tunnel bind \"{}\": {}", text, hp.error().message);
+  out.bind = *hp;
+  return out;
+}
+
 Status validate_exposes(const std::vector<ExposeSpec>& specs) {
   std::map<std::string, const ExposeSpec*> seen;
   for (const auto& s : specs) {

@@ -12,6 +12,9 @@ namespace punchgate {
 
 // libp2p KeyType values.
 enum class KeyType : int { RSA = 0, Ed25519 = 1, Secp256k1 = 2, ECDSA = 3 };
+// "RSA", "Ed25519", …, or "unknown" for a number outside the enum (it may come from a peer).
+std::string_view key_type_name(uint64_t type);
+inline std::string_view key_type_name(KeyType type) { return key_type_name(static_cast<uint64_t>(type)); }
 
 struct PublicKey {
   KeyType type = KeyType::Ed25519;

@@ -48,6 +48,12 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero);
 Result<ExposeSpec> parse_expose(std::string_view text);
 Result<TunnelSpec> parse_tunnel(std::string_view text);
 Result<TunnelSpec> parse_tunnel_by_name(std::string_view text);
+// A tunnel's local end as `tunnel rm` names it: BINDHOST:PORT[/udp].
+struct TunnelBind {
+  HostPort bind;
+  TunnelTransport transport = TunnelTransport::Tcp;
+};
+Result<TunnelBind> parse_tunnel_bind(std::string_view text);
 
 // Whole-list checks: duplicate expose names (per transport is NOT enough: a name is unique),
 // duplicate tunnel binds (same host, port and transport). Error names the duplicate.
