@@ -27,6 +27,7 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree (also when run as a program)
 
 import asyncio  # noqa: E402
+import errno  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -354,6 +355,13 @@ def recv_all(s: socket.socket, reset_ok: bool = False) -> bytes:
         chunks.append(d)
 
 
+def _peer_cut_short(e: BaseException) -> bool:
+    """A send that failed because the other end already reset or closed the
+    connection (ENOTCONN when the reset lands before shutdown())."""
+    return isinstance(e, (BrokenPipeError, ConnectionResetError)) or (
+        isinstance(e, OSError) and e.errno == errno.ENOTCONN)
+
+
 def echo_once(port: int, payload: bytes, timeout: float = T, reset_ok: bool = True) -> bytes:
     """Connect to 127.0.0.1:port, send payload and half-close (from a thread, so a
     payload larger than the socket buffers cannot deadlock), read until EOF.
@@ -374,7 +382,7 @@ def echo_once(port: int, payload: bytes, timeout: float = T, reset_ok: bool = Tr
             got = recv_all(s, reset_ok=reset_ok)
         finally:
             th.join(timeout)
-        if errs and not (reset_ok and isinstance(errs[0], (BrokenPipeError, ConnectionResetError))):
+        if errs and not (reset_ok and _peer_cut_short(errs[0])):
             raise errs[0]
         return got
 
