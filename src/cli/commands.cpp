@@ -14,11 +14,14 @@
 #include "punchgate/discovery/mdns_service.hpp"
 #include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
+#include "relay/relay_client.hpp"
+#include "relay/relay_service.hpp"
 #include "tunnel/peer_connector.hpp"
 #include "tunnel/stdio_local_end.hpp"
 #include "tunnel/tunnel_handshake.hpp"
 #include "tunnel/tunnel_target.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -33,10 +36,21 @@ Result<Identity> load_identity(const Config& cfg) {
   return id;
 }
 
+// The bootstrap list plus the --relay-mode relay, which is dialed (and redialed) the same way.
+std::vector<Multiaddr> with_fixed_relay(const Config& cfg) {
+  std::vector<Multiaddr> out = cfg.bootstrap;
+  if (cfg.relay.mode == RelayMode::Fixed && cfg.relay.fixed_relay &&
+      std::find(out.begin(), out.end(), *cfg.relay.fixed_relay) == out.end()) {
+    out.push_back(*cfg.relay.fixed_relay);
+  }
+  return out;
+}
+
 }  // namespace
 
 // Loads the identity, creates the host and starts it (listen + bootstrap); errors are logged.
-std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc) {
+std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc,
+                                 const std::function<void(Host&)>& before_start) {
   auto id = load_identity(cfg);
   if (!id) {
     spdlog::error("{}", id.error().message);
@@ -47,6 +61,7 @@ std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig 
     spdlog::error("cannot start: {}", host.error().message);
     return nullptr;
   }
+  if (before_start) before_start(**host);
   if (auto st = (*host)->start(); !st) {
     spdlog::error("cannot start: {}", st.error().message);
     return nullptr;
@@ -68,9 +83,15 @@ int run_node(const Config& cfg) {
   EventLoop loop;
   HostConfig hc;
   hc.listen = cfg.listen;
-  hc.bootstrap = cfg.bootstrap;
+  hc.bootstrap = with_fixed_relay(cfg);
   hc.allow = cfg.allow;
-  auto host = start_host(cfg, loop.get(), hc);
+  const bool has_bootstrap = !cfg.bootstrap.empty();
+  std::unique_ptr<RelayService> relay_server;
+  std::unique_ptr<RelayClient> relay_client;
+  auto host = start_host(cfg, loop.get(), hc, [&](Host& h) {
+    if (cfg.relay.serves(has_bootstrap)) relay_server = std::make_unique<RelayService>(h, cfg.relay.limits);
+    relay_client = std::make_unique<RelayClient>(h, cfg.relay, has_bootstrap);
+  });
   if (!host) return 1;
   KadService kad(*host, KadConfig{});
   std::unique_ptr<MdnsService> mdns;
@@ -88,6 +109,7 @@ int run_node(const Config& cfg) {
   }
   NodeControl control(*host, &kad, tunnels,
                       NodeFacts{cfg.bootstrap.empty() ? "public" : "private", cfg.control_socket.string()});
+  control.set_relay(relay_client.get(), relay_server.get());
   std::unique_ptr<ControlServer> control_server;
   if (!cfg.control_socket.empty()) {
     control_server = std::make_unique<ControlServer>(loop.get(), cfg.control_socket, control);
@@ -105,6 +127,7 @@ int run_node(const Config& cfg) {
     tunnels.shutdown();
     if (mdns) mdns->stop();
     kad.stop();
+    if (relay_server) relay_server->stop();
     host->shutdown("node shutting down");
     uv_stop(loop.get());
   };
@@ -126,9 +149,15 @@ int pipe_session(const Config& cfg) {
   EventLoop loop;
   HostConfig hc;
   hc.listen = cfg.listen;
-  hc.bootstrap = cfg.bootstrap;
+  hc.bootstrap = with_fixed_relay(cfg);
   hc.ping_interval_ms = 0;
-  auto host_r = start_host(cfg, loop.get(), hc);
+  // Dial through relays, never reserve: a pipe is a short-lived client.
+  RelayConfig relay = cfg.relay;
+  relay.target_reservations = 0;
+  std::unique_ptr<RelayClient> relay_client;
+  auto host_r = start_host(cfg, loop.get(), hc, [&](Host& h) {
+    relay_client = std::make_unique<RelayClient>(h, relay, !cfg.bootstrap.empty());
+  });
   if (!host_r) return 1;
   Host& host = *host_r;
   auto local = StdioLocalEnd::open(loop.get(), 0, 1);

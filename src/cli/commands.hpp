@@ -4,6 +4,7 @@
 #include "cli/config.hpp"
 #include "punchgate/host/host.hpp"
 
+#include <functional>
 #include <memory>
 
 namespace punchgate {
@@ -27,6 +28,9 @@ int run_control_change(const Config& cfg);  // tunnel add/rm, expose add/rm
 int wait_until_answering(const Config& cfg, uint64_t timeout_ms);
 
 // Loads the identity, creates the host and starts it (listen + bootstrap); errors are logged.
-std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc);
+// `before_start` runs on the created host before it listens and dials (services that must see
+// the first connections, such as the relay client's circuit dialer, register there).
+std::unique_ptr<Host> start_host(const Config& cfg, uv_loop_t* loop, HostConfig hc,
+                                 const std::function<void(Host&)>& before_start = {});
 
 }  // namespace punchgate

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/relay_options.hpp"
+#include "relay/circuit_addr.hpp"
 #include "daemon/service_paths.hpp"
 
 #include <cstdlib>
@@ -94,6 +96,16 @@ Result<Multiaddr> parse_listen_addr(const std::string& text) {
 Result<Multiaddr> parse_peer_addr(const std::string& text, const char* what) {
   auto m = Multiaddr::parse(text);
   if (!m) return make_error("invalid {} address \"{}\": {}", what, text, m.error().message);
+  if (m->is_relayed()) {
+    // <relay QUIC addr>/p2p/<R>/p2p-circuit/p2p/<peer>: reached through relay R.
+    auto c = parse_circuit_addr(*m);
+    if (!c) return make_error("invalid {} address \"{}\": {}", what, text, c.error().message);
+    if (!c->target) return make_error("invalid {} address \"{}\": it must end in /p2p/<peer id>", what, text);
+    if (auto ep = quic_endpoint_of(c->relay); !ep) {
+      return make_error("invalid {} address \"{}\": relay part: {}", what, text, ep.error().message);
+    }
+    return m;
+  }
   auto ep = quic_endpoint_of(*m);
   if (!ep) return make_error("invalid {} address \"{}\": {}", what, text, ep.error().message);
   if (!m->peer_id()) return make_error("invalid {} address \"{}\": it must end in /p2p/<peer id>", what, text);
@@ -268,6 +280,8 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   // CLI11 fills a std::optional flag even when it is absent, so the flag's count tells whether
   // the command line chose; otherwise PUNCHGATE_MDNS decides, and the default is on.
   bool mdns = true;
+  RelayOptionText relay_text;
+  add_relay_options(app, relay_text);
   auto* mdns_flag =
       app.add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS (default on; env PUNCHGATE_MDNS)");
   app.add_option("--allow", allow,
@@ -399,6 +413,11 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     auto m = parse_peer_addr(b, "--bootstrap");
     if (!m) return exit_code = 2, m.error();
     cfg.bootstrap.push_back(*m);
+  }
+
+  if (auto st = finish_relay_options(relay_text, cfg.relay, cfg.command == Command::Up ? &cfg.service_env : nullptr);
+      !st) {
+    return exit_code = 2, st.error();
   }
 
   if (control_socket.empty()) {

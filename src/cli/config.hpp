@@ -6,6 +6,7 @@
 #include "punchgate/core/result.hpp"
 #include "punchgate/tunnel/tunnel_spec.hpp"
 #include "punchgate/wire/multiaddr.hpp"
+#include "relay/relay_config.hpp"
 
 #include <filesystem>
 #include <string>
@@ -30,6 +31,7 @@ struct Config {
   std::vector<TunnelSpec> tunnels;  // --tunnel, then --tunnel-by-name (peer empty)
   bool mdns = true;
   std::vector<PeerId> allow;  // empty: every peer may connect
+  RelayConfig relay;
   // Control socket of a node (run) or the one to talk to (status, tunnel, expose); empty: off.
   std::filesystem::path control_socket;
   // up: the node configuration as PUNCHGATE_* variables (the values as given, so parsing them

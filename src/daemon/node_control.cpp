@@ -1,5 +1,8 @@
 #include "daemon/node_control.hpp"
 
+#include "relay/relay_client.hpp"
+#include "relay/relay_service.hpp"
+
 #include "punchgate/core/log.hpp"
 #include "punchgate/host/ping_service.hpp"
 #include "punchgate/host/protocol_ids.hpp"
@@ -65,7 +68,7 @@ NodeControl::NodeControl(Host& host, KadService* kad, TunnelManager& tunnels, No
     json ev = {{"event", opened ? "peer_connected" : "peer_disconnected"},
                {"peer_id", c->remote_peer().to_base58()},
                {"address", c->remote_addr().to_string()},
-               {"connection", c->remote_addr().is_relayed() ? "relayed" : "direct"}};
+               {"connection", c->is_relayed() ? "relayed" : "direct"}};
     if (!opened) ev["reason"] = reason;
     publish(std::move(ev));
   });
@@ -95,7 +98,7 @@ json NodeControl::peers() const {
   for (const ConnectionPtr& c : host_.connections()) {
     json p = {{"peer_id", c->remote_peer().to_base58()},
               {"address", c->remote_addr().to_string()},
-              {"connection", c->remote_addr().is_relayed() ? "relayed" : "direct"},
+              {"connection", c->is_relayed() ? "relayed" : "direct"},
               {"direction", c->endpoint() == Endpoint::Dialer ? "outbound" : "inbound"},
               {"rtt_ms", nullptr},
               {"agent_version", nullptr}};
@@ -132,14 +135,26 @@ json NodeControl::status() const {
       // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
       {"nat_reachability", "unknown"},
       {"role", facts_.role},
-      // Relay client and server are not implemented yet: nothing held, nothing served.
-      {"relay", {{"reservations_held", json::array()}, {"reservations_served", 0}, {"circuits_served", 0}}},
+      {"relay", relay_status()},
       {"dht", {{"routing_table_size", kad_ ? kad_->routing_table_size() : 0}}},
       {"control_socket", facts_.control_socket},
   };
   s.update(peers());
   s.update(tunnels());
   return s;
+}
+
+json NodeControl::relay_status() const {
+  json held = json::array();
+  if (relay_client_) {
+    for (const RelayReservationInfo& r : relay_client_->reservations()) {
+      held.push_back({{"relay", r.relay.to_base58()}, {"expires", r.expire}, {"addrs", addrs_json(r.addrs)}});
+    }
+  }
+  return {{"reservations_held", held},
+          {"serving", relay_server_ != nullptr},
+          {"reservations_served", relay_server_ ? relay_server_->reservation_count() : 0},
+          {"circuits_served", relay_server_ ? relay_server_->circuit_count() : 0}};
 }
 
 Result<json> NodeControl::tunnel_add(const json& params) {

@@ -15,6 +15,8 @@
 namespace punchgate {
 
 class KadService;
+class RelayClient;
+class RelayService;
 class TunnelManager;
 
 struct NodeFacts {
@@ -32,6 +34,11 @@ class NodeControl final : public ControlHandler {
   NodeControl& operator=(const NodeControl&) = delete;
   // Where events go (the control server's subscribers); unset: dropped.
   void set_publisher(Publish publish) { publish_ = std::move(publish); }
+  // Either may be null (relaying off, or not serving).
+  void set_relay(const RelayClient* client, const RelayService* server) {
+    relay_client_ = client;
+    relay_server_ = server;
+  }
 
   Result<nlohmann::json> call(const std::string& method, const nlohmann::json& params) override;
 
@@ -45,6 +52,7 @@ class NodeControl final : public ControlHandler {
   Result<nlohmann::json> expose_add(const nlohmann::json& params);
   Result<nlohmann::json> expose_rm(const nlohmann::json& params);
   void publish(nlohmann::json event) const;
+  nlohmann::json relay_status() const;
 
   Host& host_;
   KadService* kad_;
@@ -52,6 +60,8 @@ class NodeControl final : public ControlHandler {
   NodeFacts facts_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   Publish publish_;
+  const RelayClient* relay_client_ = nullptr;
+  const RelayService* relay_server_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // the host's observer outlives us
 };
 

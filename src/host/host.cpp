@@ -125,13 +125,28 @@ std::vector<std::string> Host::protocols() const {
   return out;
 }
 
+std::vector<Multiaddr> Host::advertised_addrs() const {
+  std::vector<Multiaddr> out = listen_addrs();
+  out.insert(out.end(), relay_addrs_.begin(), relay_addrs_.end());
+  return out;
+}
+
+void Host::set_relay_addrs(std::vector<Multiaddr> addrs) {
+  if (addrs == relay_addrs_) return;
+  relay_addrs_ = std::move(addrs);
+  identify_->push_all();
+}
+
 ConnectionPtr Host::connection_to(const PeerId& peer) const {
   auto it = conns_.find(peer);
   if (it == conns_.end()) return nullptr;
+  ConnectionPtr relayed;
   for (const auto& c : it->second) {
-    if (!c->is_closed()) return c;
+    if (c->is_closed()) continue;
+    if (!c->is_relayed()) return c;
+    if (!relayed) relayed = c;
   }
-  return nullptr;
+  return relayed;
 }
 
 std::vector<ConnectionPtr> Host::connections() const {
@@ -142,7 +157,7 @@ std::vector<ConnectionPtr> Host::connections() const {
   return out;
 }
 
-void Host::dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)> cb) {
+void Host::dial(const Multiaddr& addr, DialCallback cb) {
   if (shutting_down_) return cb(make_error("host is shutting down"));
   auto peer = addr.peer_id();
   if (!peer) return cb(make_error("multiaddr {} has no /p2p/ peer id", addr.to_string()));
@@ -152,7 +167,7 @@ void Host::dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)
   it->second.push_back(std::move(cb));
   if (!first) return;
   PeerId target = *peer;
-  transport_->dial(addr, [this, target, addr](Result<ConnectionPtr> r) {
+  auto finished = [this, target, addr](Result<ConnectionPtr> r) {
     auto node = dialing_.extract(target);
     if (r) {
       add_connection(*r);
@@ -163,7 +178,10 @@ void Host::dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)
     }
     if (node.empty()) return;
     for (auto& waiter : node.mapped()) waiter(r);
-  });
+  };
+  if (!addr.is_relayed()) return transport_->dial(addr, std::move(finished));
+  if (!circuit_dialer_) return finished(make_error("cannot dial {}: relaying is off", addr.to_string()));
+  circuit_dialer_(addr, std::move(finished));
 }
 
 void Host::add_connection(const ConnectionPtr& c) {
@@ -181,8 +199,8 @@ void Host::add_connection(const ConnectionPtr& c) {
   }
   conns_[peer].push_back(c);
   peers_.add_addrs(peer, {c->remote_addr()});
-  spdlog::info("connection opened peer={} endpoint={} remote_addr={}", peer.to_base58(), to_string(c->endpoint()),
-               c->remote_addr().to_string());
+  spdlog::info("connection opened peer={} endpoint={} remote_addr={} relayed={}", peer.to_base58(),
+               to_string(c->endpoint()), c->remote_addr().to_string(), c->is_relayed());
   std::weak_ptr<Connection> weak = c;
   c->set_handlers({
       .on_stream =
@@ -235,6 +253,10 @@ void Host::shutdown(const std::string& reason) {
   shutting_down_ = true;
   for (auto& b : bootstrap_) b.retry->stop();
   ping_.reset();
+  // Relayed connections first: their Go Away still travels over the direct ones.
+  for (const ConnectionPtr& c : connections()) {
+    if (c->is_relayed()) c->close(reason);
+  }
   if (transport_) transport_->shutdown(reason);
 }
 

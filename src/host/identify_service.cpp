@@ -41,7 +41,7 @@ IdentifyMessage IdentifyService::our_message(const ConnectionPtr& conn) const {
   m.protocol_version = std::string(kIdentifyProtocolVersion);
   m.agent_version = agent_version();
   m.public_key = host_.identity().public_key().to_protobuf();
-  for (const Multiaddr& a : host_.listen_addrs()) m.listen_addrs.push_back(a.to_bytes());
+  for (const Multiaddr& a : host_.advertised_addrs()) m.listen_addrs.push_back(a.to_bytes());
   if (conn) m.observed_addr = conn->remote_addr().to_bytes();
   m.protocols = host_.protocols();
   return m;
@@ -72,6 +72,25 @@ void IdentifyService::request(const ConnectionPtr& conn) {
     r->stream->shutdown_write();
     read_message(std::move(*r), false);
   });
+}
+
+void IdentifyService::push_all() {
+  for (const ConnectionPtr& conn : host_.connections()) {
+    if (conn->is_closed()) continue;
+    host_.open_stream(conn, {std::string(kIdentifyPushProtocol)}, [this, conn](Result<NegotiatedStream> r) {
+      if (!r) {
+        spdlog::debug("identify push failed peer={} error={}", conn->remote_peer().to_base58(), r.error().message);
+        return;
+      }
+      Bytes msg = our_message(conn).encode_framed();
+      r->stream->set_handlers({.on_data = [](BytesView) {}});
+      if (r->stream->write(msg) < msg.size()) {
+        r->stream->reset(0);
+        return;
+      }
+      r->stream->shutdown_write();
+    });
+  }
 }
 
 void IdentifyService::receive_push(NegotiatedStream ns) { read_message(std::move(ns), true); }
@@ -140,7 +159,8 @@ void IdentifyService::record(const ConnectionPtr& conn, const IdentifyMessage& m
   if (msg.observed_addr) {
     if (auto m = Multiaddr::from_bytes(*msg.observed_addr)) {
       observed = m->to_string();
-      host_.peer_store().add_observed(*m, peer);
+      // Through a relay the peer sees the circuit, not our public address.
+      if (!conn->is_relayed()) host_.peer_store().add_observed(*m, peer);
     }
   }
   spdlog::info("identify received peer={} protocol_version=\"{}\" agent_version=\"{}\" observed_addr={} "

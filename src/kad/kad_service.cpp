@@ -85,7 +85,7 @@ void KadService::stop() {
 uint64_t KadService::now_ms() const { return uv_now(host_.loop()); }
 
 void KadService::update_self_addrs() {
-  std::vector<Multiaddr> addrs = host_.listen_addrs();
+  std::vector<Multiaddr> addrs = host_.advertised_addrs();
   for (const Multiaddr& a : host_.peer_store().observed_addrs(2)) {
     if (std::find(addrs.begin(), addrs.end(), a) == addrs.end()) addrs.push_back(a);
   }

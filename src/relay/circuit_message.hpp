@@ -103,4 +103,20 @@ struct StopMessage {
   friend bool operator==(const StopMessage&, const StopMessage&) = default;
 };
 
+// A STATUS reply carrying only `s`: how a relay refuses a RESERVE or CONNECT, and how a STOP
+// receiver answers. The OK replies that carry a reservation or limit are built by their servers.
+inline HopMessage hop_status_reply(CircuitStatus s) {
+  HopMessage m;
+  m.type = HopMessageType::StatusReply;
+  m.status = s;
+  return m;
+}
+
+inline StopMessage stop_status_reply(CircuitStatus s) {
+  StopMessage m;
+  m.type = StopMessageType::StatusReply;
+  m.status = s;
+  return m;
+}
+
 }  // namespace punchgate

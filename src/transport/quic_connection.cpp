@@ -9,7 +9,6 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
 
-#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -22,10 +21,8 @@ constexpr size_t kScidLen = 16;
 constexpr size_t kMaxUdpPayload = 1452;
 constexpr size_t kMaxPacketsPerFlush = 64;
 constexpr size_t kMaxGsoSegments = 40;  // 40 x 1452 stays under the 64 KiB UDP limit
-std::atomic<uint64_t> g_next_serial{1};
 
 uint64_t now_ns() { return uv_hrtime(); }
-
 
 void ngtcp2_log_line(void*, const char* fmt, ...) {
   char line[512];
@@ -39,7 +36,7 @@ void ngtcp2_log_line(void*, const char* fmt, ...) {
 }  // namespace
 
 QuicConnection::QuicConnection(QuicEndpoint& ep, Params p, EstablishedFn established)
-    : ep_(ep), params_(std::move(p)), established_(std::move(established)), serial_(g_next_serial++) {
+    : ep_(ep), params_(std::move(p)), established_(std::move(established)), serial_(next_connection_serial()) {
   remote_ma_ = multiaddr_from_sockaddr(params_.remote.get(), true);
   local_ma_ = ep_.local_multiaddr();
   conn_ref_.get_conn = [](ngtcp2_crypto_conn_ref* ref) {

@@ -3,6 +3,9 @@
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
 #include "punchgate/kad/kad_service.hpp"
+#include "relay/circuit_addr.hpp"
+
+#include <algorithm>
 
 namespace punchgate {
 
@@ -21,7 +24,10 @@ PeerConnector::PeerConnector(Host& host, KadService* kad) : host_(host), kad_(ka
 PeerConnector::~PeerConnector() { *alive_ = false; }
 
 void PeerConnector::connect(const PeerId& peer, ConnectFn cb) {
-  if (auto c = host_.connection_to(peer)) return cb(c);
+  if (auto c = host_.connection_to(peer)) {
+    note_route(peer, c);
+    return cb(c);
+  }
   auto& st = peers_[peer];
   if (!st) st = std::make_unique<PeerState>(host_.loop());
   st->waiting.push_back(std::move(cb));
@@ -40,9 +46,15 @@ void PeerConnector::attempt(const PeerId& peer, bool looked_up) {
   std::vector<Multiaddr> addrs;
   if (st.last_good) addrs.push_back(*st.last_good);
   if (const PeerInfo* info = host_.peer_store().get(peer)) {
-    for (const Multiaddr& a : info->addrs) {
-      if (!st.last_good || a != *st.last_good) addrs.push_back(a);
+    // Direct addresses first; relayed ones only when those fail.
+    for (bool relayed : {false, true}) {
+      for (const Multiaddr& a : info->addrs) {
+        if (a.is_relayed() == relayed && (!st.last_good || a != *st.last_good)) addrs.push_back(a);
+      }
     }
+  }
+  for (const Multiaddr& a : host_.relay_routes(peer)) {
+    if (std::find(addrs.begin(), addrs.end(), a.without_peer_id()) == addrs.end()) addrs.push_back(a.without_peer_id());
   }
   st.dialing = true;
   if (addrs.empty()) {
@@ -92,12 +104,23 @@ void PeerConnector::try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, s
   });
 }
 
+void PeerConnector::note_route(const PeerId& peer, const ConnectionPtr& c) {
+  if (!c->is_relayed()) return;
+  auto [it, fresh] = relayed_logged_.try_emplace(peer, c->id());
+  if (!fresh && it->second == c->id()) return;
+  it->second = c->id();
+  auto circuit = parse_circuit_addr(c->remote_addr());
+  spdlog::info("connected to tunnel target via relay peer_id={} relay={}", peer.to_base58(),
+               circuit ? circuit->relay_id.to_base58() : std::string("?"));
+}
+
 void PeerConnector::complete(const PeerId& peer, Result<ConnectionPtr> r) {
   auto& st = *peers_[peer];
   st.dialing = false;
   if (r) {
     st.backoff_ms = 0;
     st.next_attempt_at = 0;
+    note_route(peer, *r);
   } else {
     st.backoff_ms = st.backoff_ms == 0 ? kInitialBackoffMs : std::min(st.backoff_ms * 2, kMaxBackoffMs);
     st.next_attempt_at = uv_now(host_.loop()) + st.backoff_ms;

@@ -32,10 +32,13 @@ class PeerConnector {
   void find_in_dht(const PeerId& peer, std::string last_error);
   void try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error, bool looked_up);
   void complete(const PeerId& peer, Result<ConnectionPtr> r);
+  // Logs, once per connection, that the tunnel target is reached through a relay.
+  void note_route(const PeerId& peer, const ConnectionPtr& c);
 
   Host& host_;
   KadService* kad_;
   std::unordered_map<PeerId, std::unique_ptr<PeerState>> peers_;
+  std::unordered_map<PeerId, uint64_t> relayed_logged_;  // peer -> id of the connection logged
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -44,6 +44,9 @@ class Host {
  public:
   using StreamHandler = std::function<void(NegotiatedStream)>;
   using ConnectionObserver = std::function<void(const ConnectionPtr&, bool opened, const std::string& reason)>;
+  using DialCallback = std::function<void(Result<ConnectionPtr>)>;
+  // Dials a /p2p-circuit address (the relay layer provides it).
+  using CircuitDialer = std::function<void(const Multiaddr& addr, DialCallback cb)>;
 
   static Result<std::unique_ptr<Host>> create(uv_loop_t* loop, Identity identity, HostConfig config);
   ~Host();
@@ -58,14 +61,30 @@ class Host {
   uv_loop_t* loop() const { return loop_; }
   // Addresses we listen on, unspecified binds expanded to interface addresses.
   std::vector<Multiaddr> listen_addrs() const;
+  // What we tell peers (identify, DHT): listen addresses plus our relayed addresses.
+  std::vector<Multiaddr> advertised_addrs() const;
+  // Our /p2p-circuit addresses from relay reservations; peers learn of the change by identify push.
+  void set_relay_addrs(std::vector<Multiaddr> addrs);
+  const std::vector<Multiaddr>& relay_addrs() const { return relay_addrs_; }
   PeerStore& peer_store() { return peers_; }
 
   void set_stream_handler(const std::string& protocol, StreamHandler handler);
   std::vector<std::string> protocols() const;
   void add_connection_observer(ConnectionObserver obs) { observers_.push_back(std::move(obs)); }
 
-  // Dials the /p2p/ address, reusing an open connection to that peer.
-  void dial(const Multiaddr& addr, std::function<void(Result<ConnectionPtr>)> cb);
+  // Dials the /p2p/ address, reusing an open connection to that peer. /p2p-circuit addresses go
+  // to the circuit dialer.
+  void dial(const Multiaddr& addr, DialCallback cb);
+  void set_circuit_dialer(CircuitDialer d) { circuit_dialer_ = std::move(d); }
+  // Circuit addresses through relays we know, to try when a peer's own addresses fail.
+  using RelayRoutes = std::function<std::vector<Multiaddr>(const PeerId& peer)>;
+  void set_relay_routes(RelayRoutes r) { relay_routes_ = std::move(r); }
+  std::vector<Multiaddr> relay_routes(const PeerId& peer) const {
+    return relay_routes_ ? relay_routes_(peer) : std::vector<Multiaddr>{};
+  }
+  // Takes a connection made outside the transport (an inbound relayed one) like any other.
+  void adopt_connection(const ConnectionPtr& c) { add_connection(c); }
+  // An open connection to `peer`, a direct one when there is one.
   ConnectionPtr connection_to(const PeerId& peer) const;
   std::vector<ConnectionPtr> connections() const;
   // Opens a stream on `conn` and negotiates the first of `protocols` the peer supports.
@@ -89,6 +108,9 @@ class Host {
   std::map<std::string, StreamHandler> handlers_;
   std::unordered_map<PeerId, std::vector<ConnectionPtr>> conns_;
   std::vector<ConnectionObserver> observers_;
+  CircuitDialer circuit_dialer_;
+  RelayRoutes relay_routes_;
+  std::vector<Multiaddr> relay_addrs_;
   // Dials in flight by peer: later callers for the same peer wait for it instead of racing it.
   std::unordered_map<PeerId, std::vector<std::function<void(Result<ConnectionPtr>)>>> dialing_;
   std::unique_ptr<IdentifyService> identify_;

@@ -26,6 +26,8 @@ class IdentifyService {
   void request(const ConnectionPtr& conn);
   // Called with every identify result (after the peer store is updated).
   void add_observer(std::function<void(const IdentifyResult&)> obs) { observers_.push_back(std::move(obs)); }
+  // Sends our current identify message to every connected peer (our addresses changed).
+  void push_all();
   // Our identify message as the peer on `conn` gets it (observedAddr is its address as we see it).
   IdentifyMessage our_message(const ConnectionPtr& conn) const;
 

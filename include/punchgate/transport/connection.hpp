@@ -66,7 +66,15 @@ class Connection {
   virtual void close(const std::string& reason) = 0;
   virtual bool is_closed() const = 0;
   virtual uint64_t id() const = 0;  // process-unique, for logs and maps
+  // Carried through a relay (Noise + yamux over a circuit) rather than a direct QUIC path.
+  virtual bool is_relayed() const { return false; }
 };
+
+// Process-unique connection ids, shared by every transport.
+inline uint64_t next_connection_serial() {
+  static uint64_t next = 1;
+  return next++;
+}
 
 using ConnectionPtr = std::shared_ptr<Connection>;
 
