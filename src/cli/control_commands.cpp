@@ -63,8 +63,18 @@ void print_status(const json& s) {
   std::printf("%-12s %zu peers in the routing table\n", "dht:",
               s.value("/dht/routing_table_size"_json_pointer, size_t{0}));
   const json relay = s.value("relay", json::object());
-  std::printf("%-12s %zu reservations held, %zu served\n", "relay:",
-              relay.value("reservations_held", json::array()).size(), relay.value("reservations_served", size_t{0}));
+  const json held = relay.value("reservations_held", json::array());
+  if (relay.value("serving", false)) {
+    std::printf("%-12s %zu reservations held; serving %zu reservations, %zu circuits\n", "relay:", held.size(),
+                relay.value("reservations_served", size_t{0}), relay.value("circuits_served", size_t{0}));
+  } else {
+    std::printf("%-12s %zu reservations held; not serving\n", "relay:", held.size());
+  }
+  for (const json& r : held) {
+    for (const json& a : r.value("addrs", json::array())) {
+      if (a.is_string()) std::printf("  via %s\n", a.get<std::string>().c_str());
+    }
+  }
   const json peers = s.value("peers", json::array());
   std::printf("peers (%zu):\n", peers.size());
   for (const json& p : peers) {
