@@ -9,7 +9,7 @@ PACKAGES=(
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libsodium-dev libuv1-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libprotozero-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 iproute2 nftables procps systemd
+  python3 iproute2 nftables procps systemd util-linux
 )
 
 missing=()
