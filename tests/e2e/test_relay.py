@@ -13,6 +13,7 @@ with the last process in it, so nothing outlives a failed run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -81,18 +82,27 @@ class Net:
         self.r = self.start_relay()
         self.r_id, _ = node_info(self.r)
         self.r_addr = f"{listen(self.rp)}/p2p/{self.r_id}"
-        self.b = spawn_node(h, "B", "--expose", f"echo=127.0.0.1:{echo_port}", listen=listen(self.bp),
+        self.b = spawn_node(h, "B", "--expose", f"echo=127.0.0.1:{echo_port}", "--control-socket", h.path("B.sock"),
+                            listen=listen(self.bp),
                             bootstrap=self.r_addr)
         self.b_id, _ = node_info(self.b)
 
     def start_relay(self):
-        return spawn_node(self.h, "R", *self.relay_args, key=self.relay_key, listen=listen(self.rp))
+        return spawn_node(self.h, "R", *self.relay_args, "--control-socket", self.h.path("R.sock"),
+                          key=self.relay_key, listen=listen(self.rp))
+
+    def status(self, name: str) -> dict:
+        p = self.h.run_punchgate("--control-socket", self.h.path(f"{name}.sock"), "status", "--json",
+                                 name=f"status-{name}")
+        check(p.returncode == 0, f"status of {name} exited {p.returncode}: {p.stderr().strip()!r}")
+        return json.loads(p.stdout())
 
     def wait_reserved(self, count: int = 1) -> None:
         wait_count(self.b, r"relay reservation accepted relay=" + self.r_id + r"\b", count, timeout=TR)
 
     def start_consumer(self, tport: int):
-        self.a = spawn_node(self.h, "A", "--tunnel", f"{self.b_id}:echo@127.0.0.1:{tport}", listen=listen(self.ap),
+        self.a = spawn_node(self.h, "A", "--tunnel", f"{self.b_id}:echo@127.0.0.1:{tport}",
+                            "--control-socket", self.h.path("A.sock"), listen=listen(self.ap),
                             bootstrap=self.r_addr)
         self.a_id, _ = node_info(self.a)
         wait_tunnel_listening(self.a, tport)
@@ -182,6 +192,17 @@ def test_tunnel_through_relay(h):
         wait_for(a, r"identify received peer=" + net.b_id, timeout=T, stream="stderr")
         wait_for(net.b, r"identify received peer=" + net.a_id, timeout=T, stream="stderr")
         wait_for(net.r, r"circuit opened src=" + net.a_id + r" dst=" + net.b_id, timeout=T, stream="stderr")
+
+        # status: B holds the reservation, R serves it and the circuit, A sees B as relayed
+        held = net.status("B")["relay"]["reservations_held"]
+        check(len(held) == 1 and held[0]["relay"] == net.r_id and
+              all("/p2p-circuit" in addr for addr in held[0]["addrs"]) and held[0]["addrs"],
+              f"B's status shows reservations {held}")
+        served = net.status("R")["relay"]
+        check(served["serving"] and served["reservations_served"] >= 2 and served["circuits_served"] == 1,
+              f"R's status shows {served} (B and A reserved, one circuit)")
+        peers = {p["peer_id"]: p for p in net.status("A")["peers"]}
+        check(peers.get(net.b_id, {}).get("connection") == "relayed", f"A's status peers: {peers}")
 
         total = int((256 << 20) * scale_from_env())
         got, same, err = stream_through(tport, total)
