@@ -130,8 +130,11 @@ export async function loadKey (file) {
 
 // A libp2p node with QUIC as its only transport. QUIC brings its own encryption
 // (TLS 1.3) and multiplexing: no connectionEncrypters / streamMuxers needed.
-export async function createQuicNode ({ privateKey, listen, services, userAgent }) {
+// `extra` adds libp2p options (e.g. the circuit relay transport with its
+// connectionEncrypters and streamMuxers, which relayed connections need).
+export async function createQuicNode ({ privateKey, listen, services, userAgent, extraTransports = [], extra = {} }) {
   return createLibp2p({
+    ...extra,
     privateKey: privateKey ?? await generateKeyPair('Ed25519'),
     addresses: { listen },
     transports: [quic({
@@ -141,7 +144,7 @@ export async function createQuicNode ({ privateKey, listen, services, userAgent 
       // Server/Client constructor throws "Missing field `shutdownTimeout`").
       // Assumed ms like the wrapper's other timeouts (not documented for 2.1.4).
       shutdownTimeout: 2_000
-    })],
+    }), ...extraTransports],
     ...(userAgent != null ? { nodeInfo: { userAgent } } : {}),
     services
   })

@@ -1,0 +1,166 @@
+// The /punchgate/tunnel/1.0.0 protocol for the js-libp2p interop scripts: stream
+// reading helpers, the framed JSON request/response, the deterministic test data
+// and the serving side (js-tunnel.mjs and js-relay.mjs share it).
+
+import { createHash } from 'node:crypto'
+import net from 'node:net'
+import { emit, errorMessage, log } from './js-common.mjs'
+
+export const PROTOCOL = '/punchgate/tunnel/1.0.0'
+export const MAX_FRAME = 64 * 1024
+
+// ---------------------------------------------------------------- stream helpers
+
+function toBytes (data) {
+  // Uint8Array or Uint8ArrayList (whose subarray() returns one Uint8Array)
+  return data instanceof Uint8Array ? data : data.subarray()
+}
+
+// Buffered reader over a libp2p 3.x stream. Listeners are attached at once:
+// 'message' events dispatched while nobody listens are lost.
+export class StreamReader {
+  constructor (stream) {
+    this.chunks = []
+    this.ended = false
+    this.error = null
+    this.waiter = null
+    stream.addEventListener('message', (evt) => { this.chunks.push(toBytes(evt.data)); this.wake() })
+    stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.wake() })
+    stream.addEventListener('close', (evt) => {
+      this.ended = true
+      if (evt.error != null && this.error == null) this.error = evt.error
+      this.wake()
+    })
+  }
+
+  wake () {
+    const w = this.waiter
+    this.waiter = null
+    if (w != null) w()
+  }
+
+  // next chunk, or null at the end of the stream (throws if it was aborted)
+  async read () {
+    while (true) {
+      if (this.chunks.length > 0) return this.chunks.shift()
+      if (this.error != null) throw this.error
+      if (this.ended) return null
+      await new Promise(resolve => { this.waiter = resolve })
+    }
+  }
+
+  async readExact (n) {
+    const out = new Uint8Array(n)
+    let have = 0
+    while (have < n) {
+      const c = await this.read()
+      if (c == null) throw new Error(`stream ended after ${have} of ${n} bytes`)
+      const take = Math.min(c.length, n - have)
+      out.set(c.subarray(0, take), have)
+      have += take
+      if (take < c.length) this.chunks.unshift(c.subarray(take))
+    }
+    return out
+  }
+}
+
+export async function send (stream, data) {
+  if (!stream.send(data)) await stream.onDrain()
+}
+
+export function frame (obj) {
+  const body = new TextEncoder().encode(JSON.stringify(obj))
+  const out = new Uint8Array(4 + body.length)
+  new DataView(out.buffer).setUint32(0, body.length, false)
+  out.set(body, 4)
+  return out
+}
+
+export async function readFrame (reader) {
+  const hdr = await reader.readExact(4)
+  const len = new DataView(hdr.buffer, hdr.byteOffset, 4).getUint32(0, false)
+  if (len > MAX_FRAME) throw new Error(`frame length ${len} exceeds ${MAX_FRAME}`)
+  const body = await reader.readExact(len)
+  return JSON.parse(new TextDecoder().decode(body))
+}
+
+export function dataChunk (j) {
+  return createHash('sha256').update(`punchgate-tunnel-${j}`).digest()
+}
+
+// ---------------------------------------------------------------- serve
+
+export async function serveTunnel (stream, connection, echoPort, rejectReason) {
+  const peer = connection.remotePeer.toString()
+  const reader = new StreamReader(stream)
+  let service = null
+  let bytesIn = 0
+  let bytesOut = 0
+  try {
+    const req = await readFrame(reader)
+    service = req?.service_name
+    if (service !== 'echo') {
+      const reason = rejectReason ?? `js-tunnel: unknown service ${JSON.stringify(service)}`
+      emit({ event: 'request', peerId: peer, service, accepted: false })
+      await send(stream, frame({ accepted: false, reason }))
+      await stream.close()
+      return
+    }
+    let sock = null
+    if (echoPort != null) {
+      sock = net.connect({ host: '127.0.0.1', port: echoPort })
+      try {
+        await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+      } catch (err) {
+        const reason = `js-tunnel: connect to 127.0.0.1:${echoPort} failed: ${err.message}`
+        emit({ event: 'request', peerId: peer, service, accepted: false })
+        await send(stream, frame({ accepted: false, reason }))
+        await stream.close()
+        return
+      }
+    }
+    emit({ event: 'request', peerId: peer, service, accepted: true })
+    await send(stream, frame({ accepted: true }))
+
+    if (sock == null) {
+      // echo ourselves: everything read goes straight back; FIN after the remote's FIN
+      while (true) {
+        const c = await reader.read()
+        if (c == null) break
+        bytesIn += c.length
+        await send(stream, c)
+        bytesOut += c.length
+      }
+      await stream.close()
+    } else {
+      // stream -> tcp
+      const toTcp = (async () => {
+        while (true) {
+          const c = await reader.read()
+          if (c == null) break
+          bytesIn += c.length
+          if (!sock.write(c)) await new Promise(resolve => sock.once('drain', resolve))
+        }
+        sock.end()
+      })()
+      // tcp -> stream
+      const fromTcp = (async () => {
+        for await (const c of sock) {
+          bytesOut += c.length
+          await send(stream, c)
+        }
+        await stream.close()
+      })()
+      try {
+        await Promise.all([toTcp, fromTcp])
+      } finally {
+        sock.destroy()
+      }
+    }
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: null })
+  } catch (err) {
+    log('tunnel error:', err)
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: errorMessage(err) })
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+}
