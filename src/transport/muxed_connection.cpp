@@ -27,10 +27,9 @@ void compact(Bytes& buf, size_t& head) {
 MuxedStream::MuxedStream(const std::shared_ptr<MuxedConnection>& conn, uint32_t id) : conn_(conn), id_(id) {}
 
 void MuxedStream::set_handlers(Handlers h) {
-  handlers_ = std::move(h);
-  has_handlers_ = true;
+  events_.set_handlers(std::move(h));
   // Events may have arrived before the handlers (bytes right after a multistream accept).
-  if (!rx_.empty() || rx_fin_ || reset_pending_ || closed_) {
+  if (events_.pending()) {
     if (auto c = conn_.lock(); c && !c->closed_) {
       c->dirty_.insert(id_);
       c->process();
@@ -42,10 +41,10 @@ void MuxedStream::set_handlers(Handlers h) {
 
 size_t MuxedStream::write(BytesView data) {
   auto c = conn_.lock();
-  if (!c || c->closed_ || write_shut_ || fin_requested_ || closed_) return 0;
+  if (!c || c->closed_ || write_shut_ || fin_requested_ || events_.closed()) return 0;
   size_t n = std::min(data.size(), kSendCapacity - unsent());
   send_.insert(send_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
-  if (n < data.size()) want_writable_ = true;
+  if (n < data.size()) events_.want_writable();
   if (n > 0) {
     c->writers_.insert(id_);
     c->process();
@@ -55,20 +54,20 @@ size_t MuxedStream::write(BytesView data) {
 
 size_t MuxedStream::write_capacity() const {
   auto c = conn_.lock();
-  if (!c || c->closed_ || write_shut_ || fin_requested_ || closed_) return 0;
+  if (!c || c->closed_ || write_shut_ || fin_requested_ || events_.closed()) return 0;
   return kSendCapacity - unsent();
 }
 
 void MuxedStream::shutdown_write() {
   auto c = conn_.lock();
-  if (!c || c->closed_ || fin_requested_ || write_shut_ || closed_) return;
+  if (!c || c->closed_ || fin_requested_ || write_shut_ || events_.closed()) return;
   fin_requested_ = true;
   c->writers_.insert(id_);
   c->process();
 }
 
 void MuxedStream::reset(uint64_t /*code: yamux RST carries none*/) {
-  if (closed_) return;
+  if (events_.closed()) return;
   write_shut_ = true;
   send_.clear();
   send_head_ = 0;
@@ -87,37 +86,10 @@ void MuxedStream::consume(size_t n) {
 }
 
 void MuxedStream::dispatch() {
-  if (!has_handlers_) return;
+  if (!events_.has_handlers()) return;
   auto self = shared_from_this();  // a handler may drop the last outside reference
-  if (!rx_.empty() && handlers_.on_data) {
-    Bytes data = std::move(rx_);
-    rx_.clear();
-    auto fn = handlers_.on_data;  // a copy: the handler may replace the handlers while running
-    fn(data);
-    if (!manual_consume_) consume(data.size());
-  }
-  if (rx_fin_ && rx_.empty() && !fin_delivered_ && handlers_.on_fin) {
-    fin_delivered_ = true;
-    auto fn = handlers_.on_fin;
-    fn();
-  }
-  if (reset_pending_ && !reset_delivered_ && handlers_.on_reset) {
-    reset_pending_ = false;
-    reset_delivered_ = true;
-    auto fn = handlers_.on_reset;
-    fn(0);
-  }
-  if (want_writable_ && !closed_ && !write_shut_ && unsent() <= kSendCapacity / 2 && handlers_.on_writable) {
-    want_writable_ = false;
-    auto fn = handlers_.on_writable;
-    fn();
-  }
-  if (closed_ && !close_delivered_ && rx_.empty()) {
-    close_delivered_ = true;
-    auto on_closed = std::move(handlers_.on_closed);
-    handlers_ = {};  // the last event: break reference cycles through captures
-    if (on_closed) on_closed();
-  }
+  events_.dispatch([this] { return !write_shut_ && unsent() <= kSendCapacity / 2; },
+                   [this](size_t n) { consume(n); });
 }
 
 // ---- MuxedConnection ----
@@ -212,7 +184,7 @@ void MuxedConnection::push_writes() {
         s.send_head_ += *n;
         compact(s.send_, s.send_head_);
       }
-      if (s.want_writable_ && s.unsent() <= MuxedStream::kSendCapacity / 2) dirty_.insert(s.id_);
+      if (s.events_.wants_writable() && s.unsent() <= MuxedStream::kSendCapacity / 2) dirty_.insert(s.id_);
     }
     if (s.unsent() == 0 && s.fin_requested_ && !s.fin_sent_) {
       s.fin_sent_ = true;
@@ -245,7 +217,7 @@ void MuxedConnection::handle_events() {
       }
       case YamuxEventKind::Data:
         if (s) {
-          s->rx_.insert(s->rx_.end(), ev->data.begin(), ev->data.end());
+          s->events_.push_data(ev->data);
           dirty_.insert(ev->stream_id);
         } else {
           mux.consume(ev->stream_id, ev->data.size());
@@ -253,13 +225,13 @@ void MuxedConnection::handle_events() {
         break;
       case YamuxEventKind::Fin:
         if (s) {
-          s->rx_fin_ = true;
+          s->events_.push_fin();
           dirty_.insert(ev->stream_id);
         }
         break;
       case YamuxEventKind::Reset:
         if (s) {
-          s->reset_pending_ = true;
+          s->events_.push_reset(0);
           s->write_shut_ = true;
           s->send_.clear();
           s->send_head_ = 0;
@@ -271,7 +243,7 @@ void MuxedConnection::handle_events() {
         break;
       case YamuxEventKind::StreamClosed:
         if (s) {
-          s->closed_ = true;
+          s->events_.push_closed();
           dirty_.insert(ev->stream_id);
         }
         break;
@@ -302,7 +274,7 @@ void MuxedConnection::dispatch_streams() {
     if (it == streams_.end()) continue;
     auto s = it->second;
     s->dispatch();
-    if (s->closed_ && s->close_delivered_) streams_.erase(id);
+    if (s->events_.close_delivered()) streams_.erase(id);
   }
 }
 
@@ -344,11 +316,11 @@ void MuxedConnection::teardown(const std::string& reason) {
   writers_.clear();
   dirty_.clear();
   for (auto& [id, s] : streams) {
-    if (!s->closed_ && !(s->fin_sent_ && s->rx_fin_)) {
-      s->reset_pending_ = !s->reset_delivered_;
+    if (!s->events_.closed() && !(s->fin_sent_ && s->events_.fin_received())) {
+      s->events_.push_reset(0);
       s->write_shut_ = true;
     }
-    s->closed_ = true;
+    s->events_.push_closed();
     s->dispatch();
   }
   if (ready_) {

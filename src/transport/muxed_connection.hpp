@@ -5,6 +5,7 @@
 
 #include "punchgate/transport/connection.hpp"
 #include "transport/secure_mux_session.hpp"
+#include "transport/stream_events.hpp"
 
 #include <uv.h>
 
@@ -32,9 +33,9 @@ class MuxedStream final : public Stream, public std::enable_shared_from_this<Mux
   size_t write_capacity() const override;
   void shutdown_write() override;
   void reset(uint64_t code) override;
-  void set_manual_consume(bool manual) override { manual_consume_ = manual; }
+  void set_manual_consume(bool manual) override { events_.set_manual_consume(manual); }
   void consume(size_t n) override;
-  bool is_closed() const override { return closed_; }
+  bool is_closed() const override { return events_.closed(); }
 
  private:
   friend class MuxedConnection;
@@ -43,22 +44,12 @@ class MuxedStream final : public Stream, public std::enable_shared_from_this<Mux
 
   std::weak_ptr<MuxedConnection> conn_;
   uint32_t id_;
-  Handlers handlers_;
-  bool has_handlers_ = false;
-  bool manual_consume_ = false;
-  Bytes rx_;
+  StreamEvents events_;
   Bytes send_;
   size_t send_head_ = 0;
   bool fin_requested_ = false;
   bool fin_sent_ = false;
   bool write_shut_ = false;
-  bool want_writable_ = false;
-  bool rx_fin_ = false;
-  bool fin_delivered_ = false;
-  bool reset_pending_ = false;
-  bool reset_delivered_ = false;
-  bool closed_ = false;
-  bool close_delivered_ = false;
 };
 
 class MuxedConnection final : public Connection, public std::enable_shared_from_this<MuxedConnection> {

@@ -8,24 +8,23 @@ QuicStream::QuicStream(QuicConnection* conn, int64_t id)
     : conn_(conn), owner_(conn->weak_from_this()), id_(id), send_(kSendCapacity) {}
 
 void QuicStream::set_handlers(Handlers h) {
-  handlers_ = std::move(h);
-  has_handlers_ = true;
+  events_.set_handlers(std::move(h));
   if (!conn_) {
     dispatch();  // the connection is already gone: deliver the final events now
     return;
   }
   // Events may have queued before the handlers were attached (e.g. bytes right after a
   // multistream accept); deliver them on the next flush of the connection.
-  if (conn_ && (!rx_.empty() || rx_fin_ || reset_pending_ || closed_ || want_writable_)) {
+  if (conn_ && events_.pending()) {
     conn_->mark_dirty(*this);
     conn_->request_flush();
   }
 }
 
 size_t QuicStream::write(BytesView data) {
-  if (!conn_ || write_shut_ || fin_requested_ || closed_) return 0;
+  if (!conn_ || write_shut_ || fin_requested_ || events_.closed()) return 0;
   size_t n = send_.append(data);
-  if (n < data.size()) want_writable_ = true;
+  if (n < data.size()) events_.want_writable();
   if (n > 0) {
     conn_->send_queue_.insert(id_);
     conn_->request_flush();
@@ -34,7 +33,7 @@ size_t QuicStream::write(BytesView data) {
 }
 
 size_t QuicStream::write_capacity() const {
-  if (!conn_ || write_shut_ || fin_requested_ || closed_) return 0;
+  if (!conn_ || write_shut_ || fin_requested_ || events_.closed()) return 0;
   return send_.capacity_left();
 }
 
@@ -46,7 +45,7 @@ void QuicStream::shutdown_write() {
 }
 
 void QuicStream::reset(uint64_t code) {
-  if (!conn_ || closed_) return;
+  if (!conn_ || events_.closed()) return;
   write_shut_ = true;
   send_.clear();
   conn_->reset_stream(id_, code);
@@ -64,73 +63,41 @@ void QuicStream::consume(size_t n) {
 }
 
 void QuicStream::on_recv(BytesView data, bool fin) {
-  rx_.append(data);
-  if (fin) rx_fin_ = true;
+  events_.push_data(data);
+  if (fin) events_.push_fin();
   if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::on_acked(uint64_t offset, uint64_t len) {
   send_.ack(offset, len);
-  if (want_writable_ && conn_) conn_->mark_dirty(*this);  // room may have opened up
+  if (events_.wants_writable() && conn_) conn_->mark_dirty(*this);  // room may have opened up
 }
 
 void QuicStream::on_peer_reset(uint64_t code) {
-  if (!reset_pending_ && !reset_delivered_) {
-    reset_pending_ = true;
-    reset_code_ = code;
-  }
+  events_.push_reset(code);
   write_shut_ = true;
   if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::on_ngtcp2_close(uint64_t code) {
   // A close before FIN was both sent and received means the stream was aborted.
-  if (!(fin_sent_ && rx_fin_) && !reset_delivered_) on_peer_reset(code);
-  closed_ = true;
+  if (!(fin_sent_ && events_.fin_received()) && !events_.reset_seen()) on_peer_reset(code);
+  events_.push_closed();
   if (conn_) conn_->mark_dirty(*this);
 }
 
 void QuicStream::detach(const std::string& /*reason*/) {
-  if (!closed_ && !reset_delivered_) on_peer_reset(0);
-  closed_ = true;
+  if (!events_.closed() && !events_.reset_seen()) on_peer_reset(0);
+  events_.push_closed();
   dispatch();
   conn_ = nullptr;
 }
 
 void QuicStream::dispatch() {
-  if (!has_handlers_) return;
+  if (!events_.has_handlers()) return;
   auto self = shared_from_this();  // a handler may drop the last outside reference
-  if (!rx_.empty() && handlers_.on_data) {
-    Bytes data = std::move(rx_);
-    rx_.clear();
-    auto fn = handlers_.on_data;  // a copy: the handler may replace the handlers while running
-    fn(data);
-    if (!manual_consume_) consume(data.size());
-  }
-  if (rx_fin_ && rx_.empty() && !fin_delivered_ && handlers_.on_fin) {
-    fin_delivered_ = true;
-    auto fn = handlers_.on_fin;
-    fn();
-  }
-  if (reset_pending_ && !reset_delivered_ && handlers_.on_reset) {
-    reset_pending_ = false;
-    reset_delivered_ = true;
-    auto fn = handlers_.on_reset;
-    fn(reset_code_);
-  }
-  if (want_writable_ && !closed_ && !write_shut_ && send_.capacity_left() >= kSendCapacity / 2 &&
-      handlers_.on_writable) {
-    want_writable_ = false;
-    auto fn = handlers_.on_writable;
-    fn();
-  }
-  if (closed_ && !close_delivered_ && rx_.empty()) {
-    close_delivered_ = true;
-    auto on_closed = std::move(handlers_.on_closed);
-    // The last event: dropping the handlers breaks reference cycles through their captures.
-    handlers_ = {};
-    if (on_closed) on_closed();
-  }
+  events_.dispatch([this] { return !write_shut_ && send_.capacity_left() >= kSendCapacity / 2; },
+                   [this](size_t n) { consume(n); });
 }
 
 }  // namespace punchgate

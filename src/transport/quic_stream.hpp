@@ -4,6 +4,7 @@
 
 #include "punchgate/transport/connection.hpp"
 #include "transport/send_buffer.hpp"
+#include "transport/stream_events.hpp"
 
 #include <string>
 
@@ -24,9 +25,9 @@ class QuicStream final : public Stream, public std::enable_shared_from_this<Quic
   size_t write_capacity() const override;
   void shutdown_write() override;
   void reset(uint64_t code) override;
-  void set_manual_consume(bool manual) override { manual_consume_ = manual; }
+  void set_manual_consume(bool manual) override { events_.set_manual_consume(manual); }
   void consume(size_t n) override;
-  bool is_closed() const override { return closed_; }
+  bool is_closed() const override { return events_.closed(); }
 
   // Used by QuicConnection.
   SendBuffer& send_buffer() { return send_; }
@@ -48,23 +49,12 @@ class QuicStream final : public Stream, public std::enable_shared_from_this<Quic
   QuicConnection* conn_;                 // null once the stream is closed or detached
   std::weak_ptr<QuicConnection> owner_;  // outlives conn_: late consume() still credits the connection
   int64_t id_;
-  Handlers handlers_;
+  StreamEvents events_;
   SendBuffer send_;
-  Bytes rx_;                 // received, not yet delivered
-  bool rx_fin_ = false;      // FIN received (deliver after rx_)
-  bool fin_delivered_ = false;
   bool fin_requested_ = false;
   bool fin_sent_ = false;
   bool blocked_ = false;
   bool write_shut_ = false;
-  bool want_writable_ = false;
-  bool reset_pending_ = false;
-  bool reset_delivered_ = false;
-  uint64_t reset_code_ = 0;
-  bool closed_ = false;
-  bool close_delivered_ = false;
-  bool manual_consume_ = false;
-  bool has_handlers_ = false;
   bool dirty_ = false;  // queued in the connection's dirty_streams_
 
   friend class QuicConnection;

@@ -22,7 +22,6 @@
 
 import './polyfill.mjs'
 
-import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -31,7 +30,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   createQuicNode, emit, exit, fail, intOpt, log, parseArgs, runMain, stopNode, stopOnSignals
 } from './js-common.mjs'
-import { PROTOCOL, StreamReader, dataChunk, frame, readFrame, send, serveTunnel } from './js-tunnel-proto.mjs'
+import { PROTOCOL, StreamReader, exchangeData, frame, readFrame, send, serveTunnel } from './js-tunnel-proto.mjs'
 
 const UPGRADE = { connectionEncrypters: [noise()], streamMuxers: [yamux()] }
 
@@ -117,33 +116,7 @@ async function modeDial (opts) {
     await send(stream, frame({ service_name: 'echo' }))
     const resp = await readFrame(reader)
     if (resp.accepted !== true) throw new Error(`tunnel rejected: ${resp.reason}`)
-    const sentHash = createHash('sha256')
-    const recvHash = createHash('sha256')
-    const result = { event: 'done', bytes_sent: 0, bytes_received: 0 }
-    const sender = (async () => {
-      let j = 0
-      let left = total
-      while (left > 0) {
-        let c = dataChunk(j++)
-        if (c.length > left) c = c.subarray(0, left)
-        sentHash.update(c)
-        await send(stream, c)
-        result.bytes_sent += c.length
-        left -= c.length
-      }
-      await stream.close()
-    })()
-    const receiver = (async () => {
-      while (true) {
-        const c = await reader.read()
-        if (c == null) break
-        recvHash.update(c)
-        result.bytes_received += c.length
-      }
-    })()
-    await Promise.all([sender, receiver])
-    result.sha256_sent = sentHash.digest('hex')
-    result.sha256_received = recvHash.digest('hex')
+    const result = { event: 'done', ...await exchangeData(stream, reader, total) }
     clearTimeout(watchdog)
     emit(result)
   } catch (err) {

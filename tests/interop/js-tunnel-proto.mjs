@@ -164,3 +164,44 @@ export async function serveTunnel (stream, connection, echoPort, rejectReason) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
   }
 }
+
+// Sends `total` bytes of dataChunk() data (~32 KiB per send), half-closes, and reads
+// everything the far end returns until it closes; returns counts and sha256 hex both ways.
+export async function exchangeData (stream, reader, total) {
+  const sentHash = createHash('sha256')
+  const recvHash = createHash('sha256')
+  const out = { bytes_sent: 0, bytes_received: 0 }
+  const sender = (async () => {
+    let j = 0
+    let left = total
+    const batch = []
+    while (left > 0) {
+      let n = 0
+      batch.length = 0
+      while (n < 32 * 1024 && left > 0) {
+        let c = dataChunk(j++)
+        if (c.length > left) c = c.subarray(0, left)
+        batch.push(c)
+        n += c.length
+        left -= c.length
+      }
+      const buf = Buffer.concat(batch)
+      sentHash.update(buf)
+      await send(stream, buf)
+      out.bytes_sent += buf.length
+    }
+    await stream.close() // half-close: FIN after the data
+  })()
+  const receiver = (async () => {
+    while (true) {
+      const c = await reader.read()
+      if (c == null) break
+      recvHash.update(c)
+      out.bytes_received += c.length
+    }
+  })()
+  await Promise.all([sender, receiver])
+  out.sha256_sent = sentHash.digest('hex')
+  out.sha256_received = recvHash.digest('hex')
+  return out
+}

@@ -29,13 +29,12 @@
 
 import './polyfill.mjs'
 
-import { createHash } from 'node:crypto'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
   createQuicNode, emit, errorMessage, exit, fail, intOpt, log, parseArgs, runMain, stopNode, stopOnSignals
 } from './js-common.mjs'
-import { PROTOCOL, StreamReader, dataChunk, frame, readFrame, send, serveTunnel } from './js-tunnel-proto.mjs'
+import { PROTOCOL, StreamReader, exchangeData, frame, readFrame, send, serveTunnel } from './js-tunnel-proto.mjs'
 
 // ---------------------------------------------------------------- node
 
@@ -88,41 +87,7 @@ async function modeDial (opts) {
       sha256_received: null
     }
     if (result.accepted) {
-      const sentHash = createHash('sha256')
-      const recvHash = createHash('sha256')
-      const sender = (async () => {
-        let j = 0
-        let left = total
-        const batch = []
-        while (left > 0) {
-          // ~32 KiB per send()
-          let n = 0
-          batch.length = 0
-          while (n < 32 * 1024 && left > 0) {
-            let c = dataChunk(j++)
-            if (c.length > left) c = c.subarray(0, left)
-            batch.push(c)
-            n += c.length
-            left -= c.length
-          }
-          const buf = Buffer.concat(batch)
-          sentHash.update(buf)
-          await send(stream, buf)
-          result.bytes_sent += buf.length
-        }
-        await stream.close() // half-close: FIN after the data
-      })()
-      const receiver = (async () => {
-        while (true) {
-          const c = await reader.read()
-          if (c == null) break
-          recvHash.update(c)
-          result.bytes_received += c.length
-        }
-      })()
-      await Promise.all([sender, receiver])
-      result.sha256_sent = sentHash.digest('hex')
-      result.sha256_received = recvHash.digest('hex')
+      Object.assign(result, await exchangeData(stream, reader, total))
     } else {
       // the listener closes after a rejection: expect the end, no data
       let extra = 0

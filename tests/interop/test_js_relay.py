@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import check, main, wait_for, wait_for_json  # noqa: E402
 from punchgate_helpers import (  # noqa: E402
-    T, TcpEchoServer, echo_once, free_port, interop_preflight, isolate_env, run_js_script, spawn_node,
+    T, TcpEchoServer, echo_once, free_port, interop_preflight, isolate_env, js_data_sha256, run_js_script, spawn_node,
     start_js_script, start_node, node_info, wait_js_listening, wait_tunnel_listening,
 )
 
@@ -28,17 +28,6 @@ TR = 60  # relayed paths may wait out a DHT lookup first
 isolate_env()
 
 
-def expected_sha256(n: int) -> str:
-    """sha256 of the js scripts' deterministic data (js-tunnel-proto.mjs dataChunk())."""
-    h = hashlib.sha256()
-    j = 0
-    left = n
-    while left > 0:
-        c = hashlib.sha256(f"punchgate-tunnel-{j}".encode()).digest()[:left]
-        h.update(c)
-        left -= len(c)
-        j += 1
-    return h.hexdigest()
 
 
 def retry_echo(port: int, payload: bytes) -> bytes:
@@ -114,7 +103,7 @@ def test_js_dials_through_our_relay(h):
         js = run_js_script(h, JS_RELAY, "dial", r_addr, b_id, "--data-bytes", str(n), "--timeout", "90",
                            name="js-dial", timeout=120)
         done = js.events("done")[0]
-        want = expected_sha256(n)
+        want = js_data_sha256(n)
         check(done["bytes_sent"] == n and done["sha256_sent"] == want, f"js sent {done}")
         check(done["bytes_received"] == n and done["sha256_received"] == want, f"js got back {done}")
         idents = [e for e in js.events("identify") if e["peerId"] == b_id]

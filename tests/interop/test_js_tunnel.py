@@ -18,7 +18,6 @@ a sanitizer build.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import check, main, wait_for, wait_for_json  # noqa: E402
 from punchgate_helpers import (  # noqa: E402
-    LOCAL_PEER_ID_RX, T, TcpEchoServer, echo_once, free_port, interop_preflight, isolate_env,
+    LOCAL_PEER_ID_RX, T, TcpEchoServer, echo_once, free_port, interop_preflight, isolate_env, js_data_sha256,
     run_js_script, scale_from_env, spawn_node, start_js_script, start_node, wait_js_listening,
     wait_tunnel_listening,
 )
@@ -64,17 +63,6 @@ def start_js_server(h, *args):
     return js, ev["peerId"], addr
 
 
-def expected_sha256(n: int) -> str:
-    """sha256 of js-tunnel.mjs's deterministic data (see dataChunk())."""
-    h = hashlib.sha256()
-    j = 0
-    left = n
-    while left > 0:
-        c = hashlib.sha256(f"punchgate-tunnel-{j}".encode()).digest()[:left]
-        h.update(c)
-        left -= len(c)
-        j += 1
-    return h.hexdigest()
 
 
 def js_dial(h, target: str, service: str, data_bytes: int, name: str) -> dict:
@@ -93,7 +81,7 @@ def test_js_dials_our_echo(h):
         done = js_dial(h, addr, "echo", JS_DATA_BYTES, "js-dial-echo")
         check(done["accepted"] is True, f"js was not accepted: {done}")
         check(done["bytes_sent"] == JS_DATA_BYTES, f"js sent {done['bytes_sent']}, want {JS_DATA_BYTES}")
-        want = expected_sha256(JS_DATA_BYTES)
+        want = js_data_sha256(JS_DATA_BYTES)
         check(done["sha256_sent"] == want, f"js sent data with sha256 {done['sha256_sent']}, want {want}")
         check(done["bytes_received"] == JS_DATA_BYTES and done["sha256_received"] == want,
               f"js got back {done['bytes_received']} bytes sha256 {done['sha256_received']}, "

@@ -28,6 +28,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree (also when r
 
 import asyncio  # noqa: E402
 import errno  # noqa: E402
+import hashlib  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -431,6 +432,20 @@ def check_bad_values(h: Harness, key: str, cases: Sequence[BadCase], *, base: Se
 
 # --------------------------------------------------------------------------
 # js-libp2p scripts (tests/interop/*.mjs: JSON lines on stdout)
+
+def js_data_sha256(n: int) -> str:
+    """sha256 of the first n bytes of the js scripts' deterministic data
+    (js-tunnel-proto.mjs dataChunk(): sha256("punchgate-tunnel-" + j) for j = 0, 1, …)."""
+    h = hashlib.sha256()
+    j = 0
+    left = n
+    while left > 0:
+        c = hashlib.sha256(f"punchgate-tunnel-{j}".encode()).digest()[:left]
+        h.update(c)
+        left -= len(c)
+        j += 1
+    return h.hexdigest()
+
 
 def start_js_script(h: Harness, script: str, *args, name: str) -> Proc:
     """Start `node tests/interop/SCRIPT ARGS…` (cwd tests/interop)."""
