@@ -18,6 +18,7 @@ struct NumberOption {
   std::string RelayOptionText::*text;
   const char* type;
   const char* help;
+  uint64_t min;
   uint64_t max;
   void (*apply)(RelayLimits&, uint64_t);
 };
@@ -26,21 +27,25 @@ constexpr uint64_t kMaxCount = 1'000'000;
 
 const NumberOption kNumbers[] = {
     {"--relay-max-reservations", "PUNCHGATE_RELAY_MAX_RESERVATIONS", &RelayOptionText::max_reservations, "N",
-     "reservations this relay holds at once (default 128)", kMaxCount,
+     "reservations this relay holds at once (default 128)", 0, kMaxCount,
      [](RelayLimits& l, uint64_t v) { l.max_reservations = v; }},
     {"--relay-max-circuits", "PUNCHGATE_RELAY_MAX_CIRCUITS", &RelayOptionText::max_circuits, "N",
-     "circuits open through this relay at once (default 64)", kMaxCount,
+     "circuits open through this relay at once (default 64)", 0, kMaxCount,
      [](RelayLimits& l, uint64_t v) { l.max_circuits = v; }},
     {"--relay-max-circuits-per-peer", "PUNCHGATE_RELAY_MAX_CIRCUITS_PER_PEER", &RelayOptionText::max_circuits_per_peer,
-     "N", "circuits per peer at once (default 8)", kMaxCount,
+     "N", "circuits per peer at once (default 8)", 0, kMaxCount,
      [](RelayLimits& l, uint64_t v) { l.max_circuits_per_peer = v; }},
     {"--relay-circuit-duration", "PUNCHGATE_RELAY_CIRCUIT_DURATION", &RelayOptionText::circuit_duration, "SECONDS",
-     "seconds a circuit may last, 0 = no limit (default 3600)", std::numeric_limits<uint32_t>::max(),
+     "seconds a circuit may last, 0 = no limit (default 3600)", 0, std::numeric_limits<uint32_t>::max(),
      [](RelayLimits& l, uint64_t v) { l.circuit_duration_s = static_cast<uint32_t>(v); }},
     {"--relay-circuit-bytes", "PUNCHGATE_RELAY_CIRCUIT_BYTES", &RelayOptionText::circuit_bytes, "BYTES",
-     "bytes a circuit may carry each way, 0 = no limit (default 1 GiB)",
+     "bytes a circuit may carry each way, 0 = no limit (default 1 GiB)", 0,
      static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
      [](RelayLimits& l, uint64_t v) { l.circuit_data_bytes = v; }},
+    // At least 10 s: clients renew at three quarters of it, and a shorter one only churns.
+    {"--relay-reservation-ttl", "PUNCHGATE_RELAY_RESERVATION_TTL", &RelayOptionText::reservation_ttl, "SECONDS",
+     "how long a reservation lasts before the client must renew it (default 3600)", 10, 7 * 24 * 3600,
+     [](RelayLimits& l, uint64_t v) { l.reservation_ttl_s = static_cast<uint32_t>(v); }},
 };
 
 // The flag's value, else the environment variable's; empty when neither is set.
@@ -56,7 +61,9 @@ Result<uint64_t> parse_number(const std::string& text, const NumberOption& o) {
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
     return make_error("invalid {} \"{}\": expected a whole number", o.flag, text);
   }
-  if (v > o.max) return make_error("invalid {} \"{}\": must be at most {}", o.flag, text, o.max);
+  if (v < o.min || v > o.max) {
+    return make_error("invalid {} \"{}\": must be between {} and {}", o.flag, text, o.min, o.max);
+  }
   return v;
 }
 

@@ -14,7 +14,8 @@ class App;
 namespace punchgate {
 
 struct RelayOptionText {
-  std::string mode, server, max_reservations, max_circuits, max_circuits_per_peer, circuit_duration, circuit_bytes;
+  std::string mode, server, max_reservations, max_circuits, max_circuits_per_peer, circuit_duration, circuit_bytes,
+      reservation_ttl;
 };
 
 void add_relay_options(CLI::App& app, RelayOptionText& text);

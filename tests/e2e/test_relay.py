@@ -229,6 +229,18 @@ def test_reservation_cap(h):
         check_alive(net.r, net.b, b2, b3)
 
 
+def test_reservation_renewal(h):
+    """With a 10 s reservation TTL, B renews before expiry (at three quarters) and keeps its slot."""
+    with TcpEchoServer() as echo:
+        net = Net(h, echo.port, relay_args=["--relay-reservation-ttl", "10"])
+        net.wait_reserved()
+        wait_for(net.b, r"relay reservation accepted relay=" + net.r_id + r" .* renewal=true", timeout=T,
+                 stream="stderr")
+        wait_count(net.r, r"relay reservation granted peer=" + net.b_id, 2, timeout=T)
+        check("relay reservation lost" not in net.b.stderr(), "B lost its reservation while renewing")
+        check("relay reservation expired" not in net.r.stderr(), "R expired B's reservation despite renewal")
+
+
 def test_circuit_byte_limit(h):
     """R limits circuits to 1 MiB each way: 8 MiB through the tunnel ends early (no hang), R
     logs the limit, and a fresh connection through the tunnel works again afterwards."""
@@ -282,6 +294,7 @@ def test_bad_relay_values(h):
         (["--relay-circuit-bytes", "1e9"], "\"1e9\""),
         ({"PUNCHGATE_RELAY_MODE": "never"}, "\"never\""),
         ({"PUNCHGATE_RELAY_CIRCUIT_DURATION": "99999999999"}, "\"99999999999\""),
+        (["--relay-reservation-ttl", "5"], "\"5\""),
     ], exit_code=2)
 
 
@@ -292,6 +305,7 @@ if __name__ == "__main__":
         test_direct_path_is_blocked,
         test_tunnel_through_relay,
         test_reservation_cap,
+        test_reservation_renewal,
         test_circuit_byte_limit,
         test_relay_restart,
         test_bad_relay_values,
