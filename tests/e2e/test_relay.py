@@ -241,6 +241,36 @@ def test_reservation_renewal(h):
         check("relay reservation expired" not in net.r.stderr(), "R expired B's reservation despite renewal")
 
 
+def test_two_relays_and_replacement(h):
+    """B knows three relays: it holds two reservations (not three), and when a relay it holds one
+    on goes away, it reserves on the third instead."""
+    relays = []
+    for i in range(3):
+        p, pid, addr = start_node_on(h, f"R{i}")
+        relays.append((p, pid, addr))
+    b = spawn_node(h, "B", bootstrap=[a for _, _, a in relays])
+    b_id, _ = node_info(b)
+    accepted = r"relay reservation accepted relay=(\S+) "
+    wait_count(b, accepted, 2, timeout=TR)
+    time.sleep(2)  # a third would come right after the first two
+    held = set(re.findall(accepted, b.stderr()))
+    check(len(held) == 2, f"B holds reservations on {held}, want exactly two of three relays")
+    gone = next(r for r in relays if r[1] in held)
+    spare = next(r for r in relays if r[1] not in held)
+    gone[0].terminate()
+    wait_for(b, r"relay reservation lost relay=" + gone[1], timeout=T, stream="stderr")
+    wait_for(b, r"relay reservation accepted relay=" + spare[1], timeout=TR, stream="stderr")
+    wait_for(spare[0], r"relay reservation granted peer=" + b_id, timeout=T, stream="stderr")
+
+
+def start_node_on(h, name: str):
+    """A relay on a fresh fixed port: (proc, peer id, dial address)."""
+    port = free_port(socket.SOCK_DGRAM)
+    p = spawn_node(h, name, listen=listen(port))
+    pid, _ = node_info(p)
+    return p, pid, f"{listen(port)}/p2p/{pid}"
+
+
 def test_circuit_byte_limit(h):
     """R limits circuits to 1 MiB each way: 8 MiB through the tunnel ends early (no hang), R
     logs the limit, and a fresh connection through the tunnel works again afterwards."""
@@ -306,6 +336,7 @@ if __name__ == "__main__":
         test_tunnel_through_relay,
         test_reservation_cap,
         test_reservation_renewal,
+        test_two_relays_and_replacement,
         test_circuit_byte_limit,
         test_relay_restart,
         test_bad_relay_values,
