@@ -134,7 +134,7 @@ std::vector<Multiaddr> Host::advertised_addrs() const {
 void Host::set_relay_addrs(std::vector<Multiaddr> addrs) {
   if (addrs == relay_addrs_) return;
   relay_addrs_ = std::move(addrs);
-  identify_->push_all();
+  if (!shutting_down_) identify_->push_all();
 }
 
 ConnectionPtr Host::connection_to(const PeerId& peer) const {
