@@ -1,7 +1,7 @@
 #include "relay/circuit_message.hpp"
 
 #include "punchgate/wire/length_prefix.hpp"
-#include "punchgate/wire/protobuf_bounds.hpp"
+#include "punchgate/wire/protobuf_fields.hpp"
 
 #include <fmt/format.h>
 #include <protozero/exception.hpp>
@@ -27,8 +27,8 @@ struct TopFields {
   uint32_t type, peer, reservation, limit, status;
   int32_t max_type;
 };
-constexpr TopFields kHopFields{"hop message", 1, 2, 3, 4, 5, static_cast<int32_t>(HopMessageType::StatusReply)};
-constexpr TopFields kStopFields{"stop message", 1, 2, 0, 3, 4, static_cast<int32_t>(StopMessageType::StatusReply)};
+constexpr TopFields kHopFields{"circuit hop message", 1, 2, 3, 4, 5, static_cast<int32_t>(HopMessageType::StatusReply)};
+constexpr TopFields kStopFields{"circuit stop message", 1, 2, 0, 3, 4, static_cast<int32_t>(StopMessageType::StatusReply)};
 
 // Both messages decoded into one shape, then copied out.
 struct TopParts {
@@ -39,79 +39,28 @@ struct TopParts {
   std::optional<CircuitStatus> status;
 };
 
-const char* wire_type_name(protozero::pbf_wire_type t) {
-  switch (t) {
-    case protozero::pbf_wire_type::varint: return "varint";
-    case protozero::pbf_wire_type::fixed64: return "fixed64";
-    case protozero::pbf_wire_type::length_delimited: return "length-delimited";
-    case protozero::pbf_wire_type::fixed32: return "fixed32";
-    default: return "unknown";
-  }
-}
-
-BytesView as_view(protozero::data_view v) { return BytesView(v.data(), v.size()); }
-
-// Walks the fields of one (sub)message. `on_field(reader, tag)` handles a known field and returns
-// false for unknown ones, which are skipped. Key and length bounds are checked before protozero
-// reads them (it narrows both to 32 bits); protozero exceptions propagate to the caller of decode.
-template <typename OnField>
-Status walk(const char* what, BytesView msg, OnField&& on_field) {
-  protozero::pbf_reader r(msg.data(), msg.size());
-  auto rest = [&r] { return BytesView(r.data().data(), r.data().size()); };
-  while (true) {
-    if (!protobuf_key_fits(rest())) return make_error("circuit {} field key out of range", what);
-    if (!r.next()) break;
-    if (r.wire_type() == protozero::pbf_wire_type::length_delimited && !protobuf_length_fits(rest()))
-      return make_error("circuit {} field {} runs past the end of the message", what, r.tag());
-    Result<bool> handled = on_field(r, r.tag());
-    if (!handled) return handled.error();
-    if (!*handled) r.skip();
-  }
-  return {};
-}
-
-Status expect_wire(const char* what, const protozero::pbf_reader& r, protozero::pbf_wire_type want) {
-  if (r.wire_type() == want) return {};
-  return make_error("circuit {} field {} has wire type {}, expected {}", what, r.tag(), wire_type_name(r.wire_type()),
-                    wire_type_name(want));
-}
-
-Result<BytesView> read_bytes(const char* what, protozero::pbf_reader& r) {
-  PG_TRY(expect_wire(what, r, protozero::pbf_wire_type::length_delimited));
-  return as_view(r.get_view());
-}
-
-Result<uint64_t> read_varint(const char* what, protozero::pbf_reader& r) {
-  PG_TRY(expect_wire(what, r, protozero::pbf_wire_type::varint));
-  return r.get_uint64();
-}
-
-// Enums are int32 on the wire; negative ones arrive sign-extended to 64 bits.
-Result<int32_t> read_enum(const char* what, protozero::pbf_reader& r) {
-  PG_TRY(expect_wire(what, r, protozero::pbf_wire_type::varint));
-  const int64_t v = r.get_int64();
-  if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
-    return make_error("circuit {} field {} value {} is out of the int32 enum range", what, r.tag(), v);
-  return static_cast<int32_t>(v);
-}
+using protobuf::read_bytes;
+using protobuf::read_enum;
+using protobuf::read_varint;
+using protobuf::walk;
 
 Status add_addr(const char* what, std::vector<Bytes>& addrs, BytesView v) {
   // Counted before copying so a hostile list stops early.
-  if (addrs.size() == kMaxCircuitAddrs) return make_error("circuit {} lists more than {} addrs", what, kMaxCircuitAddrs);
+  if (addrs.size() == kMaxCircuitAddrs) return make_error("{} lists more than {} addrs", what, kMaxCircuitAddrs);
   if (v.size() > kMaxCircuitAddrSize)
-    return make_error("circuit {} addr of {} bytes exceeds limit of {}", what, v.size(), kMaxCircuitAddrSize);
+    return make_error("{} addr of {} bytes exceeds limit of {}", what, v.size(), kMaxCircuitAddrSize);
   addrs.emplace_back(v);
   return {};
 }
 
 // Sub-message decoders merge into `out`, as protobuf does for a repeated sub-message field.
 Status decode_peer(BytesView in, CircuitPeer& out) {
-  return walk("peer", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
+  return walk("circuit peer", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
     if (tag != kPeerId && tag != kPeerAddrs) return false;
-    auto v = read_bytes("peer", r);
+    auto v = read_bytes("circuit peer", r);
     if (!v) return v.error();
     if (tag == kPeerAddrs) {
-      PG_TRY(add_addr("peer", out.addrs, *v));
+      PG_TRY(add_addr("circuit peer", out.addrs, *v));
       return true;
     }
     if (v->size() > kMaxCircuitPeerIdSize)
@@ -122,22 +71,22 @@ Status decode_peer(BytesView in, CircuitPeer& out) {
 }
 
 Status decode_reservation(BytesView in, CircuitReservation& out) {
-  return walk("reservation", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
+  return walk("circuit reservation", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
     switch (tag) {
       case kReservationExpire: {
-        auto v = read_varint("reservation", r);
+        auto v = read_varint("circuit reservation", r);
         if (!v) return v.error();
         out.expire = *v;
         return true;
       }
       case kReservationAddrs: {
-        auto v = read_bytes("reservation", r);
+        auto v = read_bytes("circuit reservation", r);
         if (!v) return v.error();
-        PG_TRY(add_addr("reservation", out.addrs, *v));
+        PG_TRY(add_addr("circuit reservation", out.addrs, *v));
         return true;
       }
       case kReservationVoucher: {
-        auto v = read_bytes("reservation", r);
+        auto v = read_bytes("circuit reservation", r);
         if (!v) return v.error();
         out.voucher = Bytes(*v);  // bounded by the message cap; verify_voucher applies its own
         return true;
@@ -149,9 +98,9 @@ Status decode_reservation(BytesView in, CircuitReservation& out) {
 }
 
 Status decode_limit(BytesView in, CircuitLimit& out) {
-  return walk("limit", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
+  return walk("circuit limit", in, [&out](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
     if (tag != kLimitDuration && tag != kLimitData) return false;
-    auto v = read_varint("limit", r);
+    auto v = read_varint("circuit limit", r);
     if (!v) return v.error();
     if (tag == kLimitData) {
       out.data = *v;
@@ -167,14 +116,14 @@ Status decode_limit(BytesView in, CircuitLimit& out) {
 
 Result<TopParts> decode_top(const TopFields& f, BytesView protobuf) {
   if (protobuf.size() > kMaxCircuitMessageSize)
-    return make_error("circuit {} of {} bytes exceeds limit of {}", f.what, protobuf.size(), kMaxCircuitMessageSize);
+    return make_error("{} of {} bytes exceeds limit of {}", f.what, protobuf.size(), kMaxCircuitMessageSize);
   TopParts m;
   try {
     Status s = walk(f.what, protobuf, [&](protozero::pbf_reader& r, uint32_t tag) -> Result<bool> {
       if (tag == f.type) {
         auto t = read_enum(f.what, r);
         if (!t) return t.error();
-        if (*t < 0 || *t > f.max_type) return make_error("circuit {} has unknown type {}", f.what, *t);
+        if (*t < 0 || *t > f.max_type) return make_error("{} has unknown type {}", f.what, *t);
         m.type = *t;
         return true;
       }
@@ -202,7 +151,7 @@ Result<TopParts> decode_top(const TopFields& f, BytesView protobuf) {
     });
     if (!s) return s.error();
   } catch (const protozero::exception& e) {
-    return make_error("malformed circuit {}: {}", f.what, e.what());
+    return make_error("malformed {}: {}", f.what, e.what());
   }
   return m;
 }
