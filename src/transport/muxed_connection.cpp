@@ -32,7 +32,7 @@ void MuxedStream::set_handlers(Handlers h) {
   if (events_.pending()) {
     if (auto c = conn_.lock(); c && !c->closed_) {
       c->dirty_.insert(id_);
-      c->process();
+      c->process_soon();
     } else {
       dispatch();
     }
@@ -47,7 +47,7 @@ size_t MuxedStream::write(BytesView data) {
   if (n < data.size()) events_.want_writable();
   if (n > 0) {
     c->writers_.insert(id_);
-    c->process();
+    c->process_soon();
   }
   return n;
 }
@@ -63,7 +63,7 @@ void MuxedStream::shutdown_write() {
   if (!c || c->closed_ || fin_requested_ || write_shut_ || events_.closed()) return;
   fin_requested_ = true;
   c->writers_.insert(id_);
-  c->process();
+  c->process_soon();
 }
 
 void MuxedStream::reset(uint64_t /*code: yamux RST carries none*/) {
@@ -74,7 +74,7 @@ void MuxedStream::reset(uint64_t /*code: yamux RST carries none*/) {
   auto c = conn_.lock();
   if (!c || c->closed_) return;
   (void)c->session_.mux().reset(id_);
-  c->process();
+  c->process_soon();
 }
 
 void MuxedStream::consume(size_t n) {
@@ -82,7 +82,7 @@ void MuxedStream::consume(size_t n) {
   auto c = conn_.lock();
   if (!c || c->closed_) return;
   c->session_.mux().consume(id_, n);
-  c->process();  // a Window Update may be due
+  c->process_soon();  // a Window Update may be due
 }
 
 void MuxedStream::dispatch() {
@@ -111,6 +111,7 @@ void MuxedConnection::upgrade(uv_loop_t* loop, StreamPtr carrier, Bytes leftover
   auto c = std::make_shared<MuxedConnection>(loop, carrier, std::move(session), std::move(info), std::move(ready));
   c->self_ = c;  // nobody else holds it until it is ready
   c->handshake_timer_ = std::make_unique<Timer>(loop);
+  c->soon_ = std::make_unique<Timer>(loop);
   std::weak_ptr<MuxedConnection> weak = c;
   c->handshake_timer_->start(timeout, 0, [weak] {
     if (auto conn = weak.lock()) conn->fail("relayed connection handshake timed out");
@@ -145,6 +146,14 @@ void MuxedConnection::on_carrier_data(BytesView data) {
     cb(ConnectionPtr(keep));
   }
   process();
+}
+
+void MuxedConnection::process_soon() {
+  if (closed_ || soon_->active()) return;
+  std::weak_ptr<MuxedConnection> weak = weak_from_this();
+  soon_->start(0, 0, [weak] {
+    if (auto c = weak.lock()) c->process();
+  });
 }
 
 void MuxedConnection::process() {
@@ -285,7 +294,7 @@ Result<StreamPtr> MuxedConnection::open_stream() {
   if (!id) return id.error();
   auto s = std::make_shared<MuxedStream>(shared_from_this(), *id);
   streams_[*id] = s;
-  process();
+  process_soon();
   return StreamPtr(s);
 }
 
@@ -305,6 +314,7 @@ void MuxedConnection::teardown(const std::string& reason) {
   auto keep = shared_from_this();
   closed_ = true;
   if (handshake_timer_) handshake_timer_->stop();
+  if (soon_) soon_->stop();
   // Last words (Go Away) go out, then the circuit is finished from our side.
   flush_carrier();
   if (carrier_) {

@@ -87,6 +87,9 @@ class MuxedConnection final : public Connection, public std::enable_shared_from_
   // Moves stream writes into yamux, handles yamux events, writes to the carrier; repeats until
   // nothing moves. Re-entrant calls (from handlers) just ask for another round.
   void process();
+  // process() on the next loop turn: stream calls never run handlers from inside themselves (a
+  // handler may drop the caller's last reference), the same promise QUIC streams keep.
+  void process_soon();
   void push_writes();
   void handle_events();
   void flush_carrier();
@@ -101,6 +104,7 @@ class MuxedConnection final : public Connection, public std::enable_shared_from_
   ReadyFn ready_;
   std::shared_ptr<MuxedConnection> self_;  // held during the upgrade only
   std::unique_ptr<Timer> handshake_timer_;
+  std::unique_ptr<Timer> soon_;
   PeerId remote_peer_;
   Handlers handlers_;
   uint64_t id_;
