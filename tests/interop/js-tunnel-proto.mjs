@@ -1,6 +1,6 @@
 // The /punchgate/tunnel/1.0.0 protocol for the js-libp2p interop scripts: stream
-// reading helpers, the framed JSON request/response, the deterministic test data
-// and the serving side (js-tunnel.mjs and js-relay.mjs share it).
+// reading helpers, the framed JSON request/response, the deterministic test data,
+// the serving side and the requesting side (js-tunnel.mjs and js-relay.mjs share it).
 
 import { createHash } from 'node:crypto'
 import net from 'node:net'
@@ -90,7 +90,12 @@ export function dataChunk (j) {
 
 // ---------------------------------------------------------------- serve
 
-export async function serveTunnel (stream, connection, echoPort, rejectReason) {
+// Serves one inbound tunnel stream. Service "echo" is accepted: bytes go to a
+// TCP connection to 127.0.0.1:echoPort (or, with echoPort null, are echoed
+// here); any other service is rejected (rejectReason, or 'js-tunnel: unknown
+// service "NAME"'). Emits "request" and "tunnel-closed" events with `extra`
+// (e.g. {connection: "relayed"}) merged in.
+export async function serveTunnel (stream, connection, echoPort, rejectReason, extra = {}) {
   const peer = connection.remotePeer.toString()
   const reader = new StreamReader(stream)
   let service = null
@@ -101,7 +106,7 @@ export async function serveTunnel (stream, connection, echoPort, rejectReason) {
     service = req?.service_name
     if (service !== 'echo') {
       const reason = rejectReason ?? `js-tunnel: unknown service ${JSON.stringify(service)}`
-      emit({ event: 'request', peerId: peer, service, accepted: false })
+      emit({ event: 'request', peerId: peer, service, accepted: false, ...extra })
       await send(stream, frame({ accepted: false, reason }))
       await stream.close()
       return
@@ -113,13 +118,13 @@ export async function serveTunnel (stream, connection, echoPort, rejectReason) {
         await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
       } catch (err) {
         const reason = `js-tunnel: connect to 127.0.0.1:${echoPort} failed: ${err.message}`
-        emit({ event: 'request', peerId: peer, service, accepted: false })
+        emit({ event: 'request', peerId: peer, service, accepted: false, ...extra })
         await send(stream, frame({ accepted: false, reason }))
         await stream.close()
         return
       }
     }
-    emit({ event: 'request', peerId: peer, service, accepted: true })
+    emit({ event: 'request', peerId: peer, service, accepted: true, ...extra })
     await send(stream, frame({ accepted: true }))
 
     if (sock == null) {
@@ -157,10 +162,10 @@ export async function serveTunnel (stream, connection, echoPort, rejectReason) {
         sock.destroy()
       }
     }
-    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: null })
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: null, ...extra })
   } catch (err) {
     log('tunnel error:', err)
-    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: errorMessage(err) })
+    emit({ event: 'tunnel-closed', peerId: peer, service, bytes_in: bytesIn, bytes_out: bytesOut, error: errorMessage(err), ...extra })
     stream.abort(err instanceof Error ? err : new Error(String(err)))
   }
 }
@@ -204,4 +209,41 @@ export async function exchangeData (stream, reader, total) {
   out.sha256_sent = sentHash.digest('hex')
   out.sha256_received = recvHash.digest('hex')
   return out
+}
+
+// ---------------------------------------------------------------- request
+
+// The requesting side on an open PROTOCOL stream: asks for `service`; if
+// accepted, exchangeData() with `total` bytes; if rejected, reads to the end
+// (the listener closes). Returns
+//   {"event":"done","accepted":bool,"reason":…|null,"bytes_sent":n,"bytes_received":n,
+//    "sha256_sent":hex|null,"sha256_received":hex|null}
+export async function requestTunnel (stream, service, total) {
+  const reader = new StreamReader(stream)
+  await send(stream, frame({ service_name: service }))
+  const resp = await readFrame(reader)
+  log('response:', resp)
+  const result = {
+    event: 'done',
+    accepted: resp.accepted === true,
+    reason: resp.reason ?? null,
+    bytes_sent: 0,
+    bytes_received: 0,
+    sha256_sent: null,
+    sha256_received: null
+  }
+  if (result.accepted) {
+    Object.assign(result, await exchangeData(stream, reader, total))
+  } else {
+    // the listener closes after a rejection: expect the end, no data
+    let extra = 0
+    while (true) {
+      const c = await reader.read()
+      if (c == null) break
+      extra += c.length
+    }
+    result.bytes_received = extra
+    await stream.close().catch(() => {})
+  }
+  return result
 }

@@ -32,9 +32,9 @@ import './polyfill.mjs'
 import { identify } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
-  createQuicNode, emit, errorMessage, exit, fail, intOpt, log, parseArgs, runMain, stopNode, stopOnSignals
+  createQuicNode, emit, exit, fail, intOpt, log, parseArgs, runMain, stopNode, stopOnSignals
 } from './js-common.mjs'
-import { PROTOCOL, StreamReader, exchangeData, frame, readFrame, send, serveTunnel } from './js-tunnel-proto.mjs'
+import { PROTOCOL, requestTunnel, serveTunnel } from './js-tunnel-proto.mjs'
 
 // ---------------------------------------------------------------- node
 
@@ -73,32 +73,7 @@ async function modeDial (opts) {
   try {
     log(`dialing ${target}`)
     const stream = await node.dialProtocol(multiaddr(target), PROTOCOL, { signal: AbortSignal.timeout(15_000) })
-    const reader = new StreamReader(stream)
-    await send(stream, frame({ service_name: service }))
-    const resp = await readFrame(reader)
-    log('response:', resp)
-    const result = {
-      event: 'done',
-      accepted: resp.accepted === true,
-      reason: resp.reason ?? null,
-      bytes_sent: 0,
-      bytes_received: 0,
-      sha256_sent: null,
-      sha256_received: null
-    }
-    if (result.accepted) {
-      Object.assign(result, await exchangeData(stream, reader, total))
-    } else {
-      // the listener closes after a rejection: expect the end, no data
-      let extra = 0
-      while (true) {
-        const c = await reader.read()
-        if (c == null) break
-        extra += c.length
-      }
-      result.bytes_received = extra
-      await stream.close().catch(() => {})
-    }
+    const result = await requestTunnel(stream, service, total)
     clearTimeout(watchdog)
     emit(result)
   } catch (err) {
