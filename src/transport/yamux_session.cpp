@@ -158,9 +158,9 @@ Status YamuxSession::feed(BytesView data) {
     PG_TRY(on_header(*h));
     // Pongs and RSTs are owed to the peer whatever our socket does; a peer that provokes them
     // faster than we can send is not tolerated.
-    if (output_.size() > config_.output_hard_limit)
+    if (output_size() > config_.output_hard_limit)
       return fail(YamuxGoAwayCode::InternalError,
-                  fmt::format("{} bytes of output not taken while the peer keeps sending", output_.size()));
+                  fmt::format("{} bytes of output not taken while the peer keeps sending", output_size()));
   }
   return {};
 }
@@ -327,15 +327,26 @@ std::optional<YamuxEvent> YamuxSession::poll_event() {
   return std::nullopt;
 }
 
-Bytes YamuxSession::take_output() { return take_output(output_.size()); }
+Bytes YamuxSession::take_output() { return take_output(SIZE_MAX); }
 
 Bytes YamuxSession::take_output(size_t max) {
   Bytes out;
-  if (max >= output_.size()) {
-    out.swap(output_);
+  if (max >= output_size()) {
+    if (output_head_ == 0) {
+      out.swap(output_);
+    } else {
+      out.assign(output_, output_head_);
+      output_.clear();
+    }
+    output_head_ = 0;
   } else {
-    out = output_.substr(0, max);
-    output_.erase(0, max);
+    out.assign(output_, output_head_, max);
+    output_head_ += max;
+    // Amortised O(1) per byte: this moves no more bytes than were taken since the last move.
+    if (output_head_ * 2 >= output_.size()) {
+      output_.erase(0, output_head_);
+      output_head_ = 0;
+    }
   }
   wake_writers();
   return out;
@@ -365,7 +376,7 @@ Result<size_t> YamuxSession::write(StreamId id, BytesView data) {
   if (s->reset) return make_error("yamux stream {} was reset", id);
   if (s->send_closed) return make_error("yamux stream {} is shut for writing", id);
   if (data.empty()) return size_t{0};
-  const size_t room = output_blocked() ? 0 : config_.output_high_water - output_.size();
+  const size_t room = output_blocked() ? 0 : config_.output_high_water - output_size();
   const size_t n = std::min({data.size(), size_t{s->send_window}, room});
   if (n < data.size()) {
     s->want_writable = true;

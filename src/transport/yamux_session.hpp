@@ -110,8 +110,8 @@ class YamuxSession {
   // Bytes to send, in order: all of them, or at most `max`.
   Bytes take_output();
   Bytes take_output(size_t max);
-  size_t output_size() const { return output_.size(); }
-  bool output_blocked() const { return output_.size() >= config_.output_high_water; }
+  size_t output_size() const { return output_.size() - output_head_; }
+  bool output_blocked() const { return output_size() >= config_.output_high_water; }
 
   // Opens an outbound stream (sends its SYN). Fails past max_outbound_streams, after either side
   // sent Go Away, when stream ids are exhausted, or once the session has failed.
@@ -202,7 +202,11 @@ class YamuxSession {
   uint64_t next_id_;  // wider than StreamId to notice exhaustion
   std::deque<YamuxEvent> events_;
   std::vector<StreamId> writers_waiting_;  // streams whose write() was cut by the output cap
+  // Untaken output is output_[output_head_..]: a partial take_output() advances the head instead
+  // of erasing from the front (a caller taking small pieces of a large buffer would otherwise
+  // move the whole remainder every time); the taken prefix is dropped once it is half the buffer.
   Bytes output_;
+  size_t output_head_ = 0;
 
   // Frame parsing: a header is gathered byte by byte, a Data body is passed through in chunks.
   uint8_t header_[kYamuxHeaderLen] = {};

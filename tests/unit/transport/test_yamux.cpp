@@ -402,6 +402,63 @@ TEST(YamuxSession, TakeOutputInPieces) {
   EXPECT_EQ(c.output_size(), 0u);
 }
 
+// Regression (fuzz_yamux, slow unit): a partial take_output() erased the taken bytes from the
+// front of the output, so taking a large output in small pieces moved O(n^2) bytes: the 480 KB of
+// pongs here, taken a byte at a time, moved ~115 GB (3 s in a Debug build, 0.25 s now). Bytes must
+// still come out in order while more output is appended between the pieces.
+TEST(YamuxSession, TakeOutputInSmallPiecesOfALargeOutput) {
+  YamuxSession s(YamuxRole::Server);
+  Bytes expected;
+  uint32_t next = 0;
+  auto ping = [&](int n) {
+    Bytes in;
+    for (int i = 0; i < n; ++i, ++next) {
+      in += header(YamuxType::Ping, kYamuxSyn, 0, next);
+      expected += header(YamuxType::Ping, kYamuxAck, 0, next);
+    }
+    auto st = s.feed(in);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  };
+  ping(40000);
+  Bytes got;
+  for (size_t round = 0; s.output_size() > 0; ++round) {
+    got += s.take_output(1);
+    if (round % 9973 == 0 && round < 400000) ping(7);
+    if (got.size() + s.output_size() != expected.size()) FAIL() << "output lost or duplicated at " << round;
+  }
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+  EXPECT_TRUE(s.take_output(1).empty());
+}
+
+// The high-water mark counts only the output not yet taken.
+TEST(YamuxSession, PartialTakeMakesRoomForWrites) {
+  YamuxConfig cfg;
+  cfg.output_high_water = 1000;
+  Pair p(cfg, {});
+  auto id = p.client.open_stream();
+  ASSERT_TRUE(id.ok());
+  const Bytes msg = pattern(3000, 5);
+  const size_t first = *p.client.write(*id, msg);
+  EXPECT_EQ(first, 1000u - kYamuxHeaderLen);
+  EXPECT_EQ(p.client.output_size(), 1000u + kYamuxHeaderLen);  // SYN, then one Data frame
+  Bytes wire = p.client.take_output(412);
+  EXPECT_EQ(p.client.output_size(), 600u);
+  EXPECT_FALSE(p.client.output_blocked());
+  EXPECT_EQ(drain(p.client), std::vector<std::string>{"writable 1"});
+  const size_t second = *p.client.write(*id, BytesView(msg).substr(first));
+  EXPECT_EQ(second, 400u);
+  EXPECT_EQ(p.client.output_size(), 1000u + kYamuxHeaderLen);
+  wire += p.client.take_output(1);
+  wire += p.client.take_output();
+  EXPECT_EQ(p.client.output_size(), 0u);
+  ASSERT_TRUE(p.server.feed(wire).ok());
+  Bytes received;
+  while (auto e = p.server.poll_event())
+    if (e->kind == YamuxEventKind::Data) received += e->data;
+  EXPECT_TRUE(received == BytesView(msg).substr(0, first + second));
+}
+
 // Drives `streams` streams carrying `per_stream` bytes each way: the client sends, the server
 // echoes. The server consumes only what it managed to echo, so a slow direction throttles the
 // other through the windows.
