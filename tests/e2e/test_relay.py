@@ -47,6 +47,12 @@ def enter_namespace() -> None:
         print("SETUP ERROR: test_relay needs unshare (util-linux), nft (nftables) and ip (iproute2); "
               "./scripts/deps.sh installs them", flush=True)
         sys.exit(1)
+    probe = subprocess.run([unshare, "--net", "--", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        print(f"FAIL: test_relay needs a private network namespace, and `unshare --net` is not permitted here "
+              f"({probe.stderr.strip() or 'exit ' + str(probe.returncode)}); run as root or with CAP_SYS_ADMIN",
+              flush=True)
+        sys.exit(1)
     env = dict(os.environ, **{NETNS_MARK: "1"})
     r = subprocess.run([unshare, "--net", "--", sys.executable, "-B", *sys.argv], env=env)
     sys.exit(r.returncode)
@@ -283,6 +289,7 @@ def test_circuit_byte_limit(h):
         check(retry_echo(tport, b"small\n", TR) == b"small\n", "small echo through the limited relay failed")
         got, _, _ = stream_through(tport, 8 << 20, timeout=120)
         check(got < 8 << 20, f"all 8 MiB came back through a circuit limited to {limit} bytes each way")
+        check(got <= limit + (256 << 10), f"{got} bytes came back through a circuit limited to {limit} bytes each way")
         m = wait_for(net.r, r"circuit closed src=" + net.a_id + r" dst=" + net.b_id + r" bytes=(\d+) .*reason=(.*)",
                      timeout=T, stream="stderr")
         check("limit" in m.group(2), f"circuit closed for another reason: {m.group(0)}")
