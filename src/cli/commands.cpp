@@ -14,6 +14,7 @@
 #include "punchgate/discovery/mdns_service.hpp"
 #include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
+#include "holepunch/hole_puncher.hpp"
 #include "relay/relay_client.hpp"
 #include "relay/relay_service.hpp"
 #include "tunnel/peer_connector.hpp"
@@ -88,9 +89,11 @@ int run_node(const Config& cfg) {
   const bool has_bootstrap = !cfg.bootstrap.empty();
   std::unique_ptr<RelayService> relay_server;
   std::unique_ptr<RelayClient> relay_client;
+  std::unique_ptr<HolePuncher> hole_puncher;
   auto host = start_host(cfg, loop.get(), hc, [&](Host& h) {
     if (cfg.relay.serves(has_bootstrap)) relay_server = std::make_unique<RelayService>(h, cfg.relay.limits);
     relay_client = std::make_unique<RelayClient>(h, cfg.relay, has_bootstrap);
+    hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch});
   });
   if (!host) return 1;
   KadService kad(*host, KadConfig{});
@@ -110,6 +113,7 @@ int run_node(const Config& cfg) {
   NodeControl control(*host, &kad, tunnels,
                       NodeFacts{cfg.bootstrap.empty() ? "public" : "private", cfg.control_socket.string()});
   control.set_relay(relay_client.get(), relay_server.get());
+  control.set_hole_puncher(hole_puncher.get());
   std::unique_ptr<ControlServer> control_server;
   if (!cfg.control_socket.empty()) {
     control_server = std::make_unique<ControlServer>(loop.get(), cfg.control_socket, control);

@@ -211,6 +211,26 @@ ServiceCommands add_service_commands(CLI::App& app, Config& cfg) {
 }
 
 // Sets cfg.command for the service subcommands and validates their arguments.
+// A --x/--no-x switch: the command line wins, then the environment variable, then the default
+// already in `out`. (CLI11 fills the bool even when the flag is absent, hence the count.)
+Status resolve_switch(const CLI::Option* flag, bool flag_value, const char* env_name, bool& out) {
+  if (flag->count() > 0) {
+    out = flag_value;
+    return {};
+  }
+  const char* env = std::getenv(env_name);
+  if (!env || !*env) return {};
+  std::string v = env;
+  if (v == "1" || v == "true" || v == "on" || v == "yes") {
+    out = true;
+  } else if (v == "0" || v == "false" || v == "off" || v == "no") {
+    out = false;
+  } else {
+    return make_error("invalid {} \"{}\": expected true or false", env_name, v);
+  }
+  return {};
+}
+
 Status finish_service_command(const ServiceCommands& c, Config& cfg) {
   if (c.up->parsed()) cfg.command = Command::Up;
   if (c.down->parsed()) cfg.command = Command::Down;
@@ -277,13 +297,15 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                  "map any provider of a service found in the DHT to a local port: SVC@BINDHOST:PORT[/udp], "
                  "repeatable (env PUNCHGATE_TUNNEL_BY_NAME)")
       ->type_name("SPEC");
-  // CLI11 fills a std::optional flag even when it is absent, so the flag's count tells whether
-  // the command line chose; otherwise PUNCHGATE_MDNS decides, and the default is on.
   bool mdns = true;
   RelayOptionText relay_text;
   add_relay_options(app, relay_text);
   auto* mdns_flag =
       app.add_flag("--mdns,!--no-mdns", mdns, "find peers on the local network with mDNS (default on; env PUNCHGATE_MDNS)");
+  bool holepunch = true;
+  auto* holepunch_flag = app.add_flag("--holepunch,!--no-holepunch", holepunch,
+                                      "upgrade relayed connections to direct ones by hole punching (DCUtR; "
+                                      "default on; env PUNCHGATE_HOLEPUNCH)");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -358,17 +380,10 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   }
   if (auto st = finish_service_command(svc, cfg); !st) return exit_code = 2, st.error();
 
-  if (mdns_flag->count() > 0 || dht_mdns_flag->count() > 0) {
-    cfg.mdns = mdns;
-  } else if (const char* env = std::getenv("PUNCHGATE_MDNS"); env && *env) {
-    std::string v = env;
-    if (v == "1" || v == "true" || v == "on" || v == "yes") {
-      cfg.mdns = true;
-    } else if (v == "0" || v == "false" || v == "off" || v == "no") {
-      cfg.mdns = false;
-    } else {
-      return exit_code = 2, make_error("invalid PUNCHGATE_MDNS \"{}\": expected true or false", v);
-    }
+  if (dht_mdns_flag->count() > 0) cfg.mdns = mdns;
+  else if (auto st = resolve_switch(mdns_flag, mdns, "PUNCHGATE_MDNS", cfg.mdns); !st) return exit_code = 2, st.error();
+  if (auto st = resolve_switch(holepunch_flag, holepunch, "PUNCHGATE_HOLEPUNCH", cfg.holepunch); !st) {
+    return exit_code = 2, st.error();
   }
 
   for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
@@ -445,6 +460,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     put_list("PUNCHGATE_TUNNEL_BY_NAME", flag_or_env(tunnel_by_name, "PUNCHGATE_TUNNEL_BY_NAME"));
     put_list("PUNCHGATE_ALLOW", flag_or_env(allow, "PUNCHGATE_ALLOW"));
     cfg.service_env.emplace_back("PUNCHGATE_MDNS", cfg.mdns ? "true" : "false");
+    cfg.service_env.emplace_back("PUNCHGATE_HOLEPUNCH", cfg.holepunch ? "true" : "false");
     if (!control_socket.empty()) {
       cfg.service_env.emplace_back("PUNCHGATE_CONTROL_SOCKET",
                                    control_socket == "off" ? "off" : cfg.control_socket.string());

@@ -1,5 +1,7 @@
 #include "daemon/node_control.hpp"
 
+#include "holepunch/hole_puncher.hpp"
+
 #include "relay/relay_client.hpp"
 #include "relay/relay_service.hpp"
 
@@ -100,6 +102,8 @@ json NodeControl::peers() const {
               {"address", c->remote_addr().to_string()},
               {"connection", c->is_relayed() ? "relayed" : "direct"},
               {"direction", c->endpoint() == Endpoint::Dialer ? "outbound" : "inbound"},
+              {"why", hole_puncher_ ? hole_puncher_->describe(c->remote_peer())
+                                    : std::string(c->is_relayed() ? "relayed" : "direct")},
               {"rtt_ms", nullptr},
               {"agent_version", nullptr}};
     if (auto rtt = host_.ping().last_rtt(*c)) {

@@ -14,6 +14,7 @@
 
 namespace punchgate {
 
+class HolePuncher;
 class KadService;
 class RelayClient;
 class RelayService;
@@ -35,6 +36,7 @@ class NodeControl final : public ControlHandler {
   // Where events go (the control server's subscribers); unset: dropped.
   void set_publisher(Publish publish) { publish_ = std::move(publish); }
   // Either may be null (relaying off, or not serving).
+  void set_hole_puncher(const HolePuncher* p) { hole_puncher_ = p; }
   void set_relay(const RelayClient* client, const RelayService* server) {
     relay_client_ = client;
     relay_server_ = server;
@@ -61,6 +63,7 @@ class NodeControl final : public ControlHandler {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   Publish publish_;
   const RelayClient* relay_client_ = nullptr;
+  const HolePuncher* hole_puncher_ = nullptr;
   const RelayService* relay_server_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // the host's observer outlives us
 };

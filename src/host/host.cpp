@@ -16,6 +16,27 @@ namespace punchgate {
 namespace {
 
 constexpr uint64_t kMaxBackoffMs = 60'000;
+// A redundant connection (relayed while a direct one exists, or a second direct one from a
+// simultaneous punch) is closed once idle this long after it became redundant.
+constexpr uint64_t kRedundantGraceMs = 5'000;
+constexpr uint64_t kPruneIntervalMs = 1'000;
+
+// Which of several connections to one peer to use. Direct beats relayed. Of two direct ones (both
+// sides dialed during a hole punch) both ends pick the same: the one dialed by the peer with the
+// smaller id, then the oldest.
+ConnectionPtr pick_preferred(const std::vector<ConnectionPtr>& list, const PeerId& self) {
+  ConnectionPtr best;
+  auto rank = [&](const ConnectionPtr& c) {
+    const PeerId& dialer = c->endpoint() == Endpoint::Dialer ? self : c->remote_peer();
+    const PeerId& other = c->endpoint() == Endpoint::Dialer ? c->remote_peer() : self;
+    return std::make_tuple(c->is_relayed() ? 1 : 0, dialer < other ? 0 : 1, c->id());
+  };
+  for (const auto& c : list) {
+    if (c->is_closed()) continue;
+    if (!best || rank(c) < rank(best)) best = c;
+  }
+  return best;
+}
 
 // The interface addresses an unspecified bind (0.0.0.0 / ::) is reachable on, with its port.
 std::vector<Multiaddr> expand_unspecified(const Multiaddr& bound) {
@@ -79,6 +100,8 @@ Status Host::start() {
     bootstrap_.push_back(std::move(b));
   }
   for (size_t i = 0; i < bootstrap_.size(); ++i) schedule_bootstrap(i);
+  prune_timer_ = std::make_unique<Timer>(loop_);
+  prune_timer_->start(kPruneIntervalMs, kPruneIntervalMs, [this] { prune_redundant(); });
   return {};
 }
 
@@ -140,13 +163,126 @@ void Host::set_relay_addrs(std::vector<Multiaddr> addrs) {
 ConnectionPtr Host::connection_to(const PeerId& peer) const {
   auto it = conns_.find(peer);
   if (it == conns_.end()) return nullptr;
-  ConnectionPtr relayed;
-  for (const auto& c : it->second) {
-    if (c->is_closed()) continue;
-    if (!c->is_relayed()) return c;
-    if (!relayed) relayed = c;
+  return pick_preferred(it->second, peer_id());
+}
+
+void Host::prune_redundant() {
+  uint64_t now = uv_now(loop_);
+  std::vector<std::pair<ConnectionPtr, const char*>> to_close;
+  std::unordered_map<uint64_t, uint64_t> still;
+  for (const auto& [peer, list] : conns_) {
+    if (list.size() < 2) continue;
+    ConnectionPtr keep = pick_preferred(list, peer_id());
+    if (!keep) continue;
+    for (const auto& c : list) {
+      if (c == keep || c->is_closed()) continue;
+      auto it = redundant_since_.find(c->id());
+      uint64_t since = it == redundant_since_.end() ? now : it->second;
+      still[c->id()] = since;
+      if (c->stream_count() == 0 && now - since >= kRedundantGraceMs) {
+        const char* why = !c->is_relayed()   ? "duplicate direct connection"
+                          : keep->is_relayed() ? "duplicate relayed connection"
+                                               : "direct connection preferred";
+        to_close.emplace_back(c, why);
+      }
+    }
   }
-  return relayed;
+  redundant_since_ = std::move(still);
+  for (auto& [c, why] : to_close) {
+    spdlog::info("closing redundant connection peer={} relayed={} reason=\"{}\"", c->remote_peer().to_base58(),
+                 c->is_relayed(), why);
+    c->close(why);
+  }
+}
+
+void Host::dial_direct(const Multiaddr& addr, DialCallback cb) {
+  if (shutting_down_) return cb(make_error("host is shutting down"));
+  transport_->dial(addr, [this, cb = std::move(cb)](Result<ConnectionPtr> r) {
+    if (r) {
+      add_connection(*r);
+      if ((*r)->is_closed()) r = make_error("connection closed right after opening");
+    }
+    cb(std::move(r));
+  });
+}
+
+Status Host::send_datagram(const Multiaddr& addr, BytesView data) {
+  if (shutting_down_) return make_error("host is shutting down");
+  return transport_->send_datagram(addr, data);
+}
+
+void Host::dial_any(const PeerId& peer, std::vector<Multiaddr> addrs, DialCallback cb) {
+  if (shutting_down_) return cb(make_error("host is shutting down"));
+  if (peer == peer_id()) return cb(make_error("refusing to dial ourselves"));
+  if (auto existing = connection_to(peer)) return cb(existing);
+  struct Race {
+    explicit Race(uv_loop_t* loop) : relay_timer(loop) {}
+    DialCallback cb;
+    std::vector<Multiaddr> relayed;
+    size_t pending = 0;
+    bool answered = false;
+    bool relays_started = false;
+    std::string last_error = "no address to dial";
+    Timer relay_timer;
+  };
+  auto race = std::make_shared<Race>(loop_);
+  race->cb = std::move(cb);
+  std::vector<Multiaddr> direct;
+  for (Multiaddr& a : addrs) {
+    Multiaddr full = a.with_peer_id(peer);
+    auto& bucket = full.is_relayed() ? race->relayed : direct;
+    if (std::find(bucket.begin(), bucket.end(), full) == bucket.end()) bucket.push_back(std::move(full));
+  }
+  race->pending = direct.size() + race->relayed.size();
+  if (race->pending == 0) return race->cb(make_error("no address to dial for {}", peer.to_base58()));
+  // Every address ends here exactly once. No lambda below holds the race except the dial
+  // callbacks, so the race lives exactly as long as a dial is in flight.
+  auto settle = [](const std::shared_ptr<Race>& rc, const Multiaddr& addr, Result<ConnectionPtr> r) {
+    --rc->pending;
+    if (!r) {
+      spdlog::debug("dial failed addr={} error={}", addr.to_string(), log_quote(r.error().message));
+      rc->last_error = r.error().message;
+    }
+    if (rc->answered) return;
+    if (r || rc->pending == 0) {
+      rc->answered = true;
+      rc->relay_timer.stop();
+      auto done = std::move(rc->cb);
+      done(r ? std::move(r) : Result<ConnectionPtr>(make_error("{}", rc->last_error)));
+    }
+  };
+  auto start_relays = [this, settle](const std::shared_ptr<Race>& rc) {
+    if (rc->relays_started || rc->answered) return;
+    rc->relays_started = true;
+    rc->relay_timer.stop();
+    for (const Multiaddr& a : rc->relayed) {
+      if (!circuit_dialer_ || shutting_down_) {
+        settle(rc, a, make_error("cannot dial {}: relaying is off", a.to_string()));
+        continue;
+      }
+      circuit_dialer_(a, [this, rc, a, settle](Result<ConnectionPtr> r) {
+        if (r) {
+          add_connection(*r);
+          if ((*r)->is_closed()) r = make_error("connection closed right after opening");
+        }
+        settle(rc, a, std::move(r));
+      });
+    }
+  };
+  auto direct_left = std::make_shared<size_t>(direct.size());
+  for (const Multiaddr& a : direct) {
+    dial_direct(a, [race, a, settle, start_relays, direct_left](Result<ConnectionPtr> r) {
+      bool failed = !r;
+      settle(race, a, std::move(r));
+      if (failed && --*direct_left == 0) start_relays(race);
+    });
+  }
+  if (race->relayed.empty() || race->answered) return;
+  if (direct.empty()) return start_relays(race);
+  std::weak_ptr<Race> weak = race;
+  race->relay_timer.start(kRelayHeadStartMs, 0, [weak, start_relays] {
+    if (auto r = weak.lock()) start_relays(r);
+  });
 }
 
 std::vector<ConnectionPtr> Host::connections() const {
@@ -252,6 +388,7 @@ void Host::shutdown(const std::string& reason) {
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& b : bootstrap_) b.retry->stop();
+  if (prune_timer_) prune_timer_->stop();
   ping_.reset();
   // Relayed connections first: their Go Away still travels over the direct ones.
   for (const ConnectionPtr& c : connections()) {

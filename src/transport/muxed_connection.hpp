@@ -73,6 +73,7 @@ class MuxedConnection final : public Connection, public std::enable_shared_from_
   const Multiaddr& local_addr() const override { return info_.local_addr; }
   Endpoint endpoint() const override { return info_.endpoint; }
   bool is_relayed() const override { return true; }
+  size_t stream_count() const override { return streams_.size(); }
   void set_handlers(Handlers h) override { handlers_ = std::move(h); }
   Result<StreamPtr> open_stream() override;
   void close(const std::string& reason) override;

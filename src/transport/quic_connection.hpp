@@ -64,6 +64,7 @@ class QuicConnection final : public Connection, public std::enable_shared_from_t
   Result<StreamPtr> open_stream() override;
   void close(const std::string& reason) override;
   bool is_closed() const override { return dead_; }
+  size_t stream_count() const override { return streams_.size(); }
   uint64_t id() const override { return serial_; }
 
   // From the endpoint.

@@ -111,6 +111,19 @@ void QuicTransport::dial(const Multiaddr& addr, DialFn cb) {
                   ep_addr->family);
 }
 
+Status QuicTransport::send_datagram(const Multiaddr& addr, BytesView data) {
+  if (shut_down_) return make_error("transport is shut down");
+  auto ep_addr = quic_endpoint_of(addr);
+  if (!ep_addr) return ep_addr.error();
+  if (ep_addr->is_dns) return make_error("cannot punch towards a DNS name: {}", addr.to_string());
+  auto sa = sockaddr_of(*ep_addr);
+  if (!sa) return sa.error();
+  auto ep = endpoint_for_family(sa->get()->sa_family);
+  if (!ep) return ep.error();
+  (*ep)->send(*sa, data_u8(data), data.size());
+  return {};
+}
+
 void QuicTransport::dial_resolved(const Multiaddr& addr, const PeerId& peer, const sockaddr* sa, DialFn cb) {
   auto ep = endpoint_for_family(sa->sa_family);
   if (!ep) return cb(ep.error());

@@ -62,7 +62,7 @@ void PeerConnector::attempt(const PeerId& peer, bool looked_up) {
     return complete(peer, make_error("no known address for peer {} (give one with --bootstrap, or check that it "
                                      "is on the DHT)", peer.to_base58()));
   }
-  try_addr(peer, std::move(addrs), 0, "", looked_up);
+  try_addrs(peer, std::move(addrs), looked_up);
 }
 
 void PeerConnector::lookup(const PeerId& peer, std::string last_error) {
@@ -87,20 +87,17 @@ void PeerConnector::find_in_dht(const PeerId& peer, std::string last_error) {
   });
 }
 
-void PeerConnector::try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error,
-                             bool looked_up) {
-  if (index >= addrs.size()) {
-    if (kad_ && !looked_up) return lookup(peer, last_error);  // its addresses may have changed
-    return complete(peer, make_error("cannot reach peer {}: {}", peer.to_base58(), last_error));
-  }
-  Multiaddr addr = addrs[index];
-  host_.dial(addr.with_peer_id(peer), [this, alive = alive_, peer, addrs, index, addr, looked_up](Result<ConnectionPtr> r) {
+void PeerConnector::try_addrs(const PeerId& peer, std::vector<Multiaddr> addrs, bool looked_up) {
+  // All at once: direct addresses race each other, relayed ones join after a head start, so an
+  // unreachable private address never delays the tunnel by a whole handshake timeout.
+  host_.dial_any(peer, std::move(addrs), [this, alive = alive_, peer, looked_up](Result<ConnectionPtr> r) {
     if (!*alive) return;
     if (r) {
-      peers_[peer]->last_good = addr;
+      if (!(*r)->is_relayed()) peers_[peer]->last_good = (*r)->remote_addr().without_peer_id();
       return complete(peer, r);
     }
-    try_addr(peer, addrs, index + 1, r.error().message, looked_up);
+    if (kad_ && !looked_up) return lookup(peer, r.error().message);  // its addresses may have changed
+    complete(peer, make_error("cannot reach peer {}: {}", peer.to_base58(), r.error().message));
   });
 }
 

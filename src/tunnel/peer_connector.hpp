@@ -30,7 +30,7 @@ class PeerConnector {
   void attempt(const PeerId& peer, bool looked_up);
   void lookup(const PeerId& peer, std::string last_error);
   void find_in_dht(const PeerId& peer, std::string last_error);
-  void try_addr(const PeerId& peer, std::vector<Multiaddr> addrs, size_t index, std::string last_error, bool looked_up);
+  void try_addrs(const PeerId& peer, std::vector<Multiaddr> addrs, bool looked_up);
   void complete(const PeerId& peer, Result<ConnectionPtr> r);
   // Logs, once per connection, that the tunnel target is reached through a relay.
   void note_route(const PeerId& peer, const ConnectionPtr& c);

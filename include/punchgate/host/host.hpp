@@ -82,6 +82,15 @@ class Host {
   std::vector<Multiaddr> relay_routes(const PeerId& peer) const {
     return relay_routes_ ? relay_routes_(peer) : std::vector<Multiaddr>{};
   }
+  // Dials `peer` at all of `addrs` at once (direct ones at once, relayed ones once every direct
+  // one failed or after kRelayHeadStartMs, whichever is first); the first connection up answers.
+  // Later ones are kept (a direct one is preferred over the relayed one that won).
+  void dial_any(const PeerId& peer, std::vector<Multiaddr> addrs, DialCallback cb);
+  static constexpr uint64_t kRelayHeadStartMs = 1500;
+  // A fresh direct QUIC dial that never reuses an open connection (hole punching).
+  void dial_direct(const Multiaddr& addr, DialCallback cb);
+  // One raw UDP datagram from our listening socket (hole punching).
+  Status send_datagram(const Multiaddr& addr, BytesView data);
   // Takes a connection made outside the transport (an inbound relayed one) like any other.
   void adopt_connection(const ConnectionPtr& c) { add_connection(c); }
   // An open connection to `peer`, a direct one when there is one.
@@ -99,6 +108,8 @@ class Host {
   void add_connection(const ConnectionPtr& c);
   void on_inbound_stream(const ConnectionPtr& c, StreamPtr s);
   void schedule_bootstrap(size_t index);
+  // Closes connections made redundant by a preferred one once they carry no stream.
+  void prune_redundant();
 
   uv_loop_t* loop_;
   Identity identity_;
@@ -124,6 +135,8 @@ class Host {
   };
   std::vector<Bootstrap> bootstrap_;
   bool shutting_down_ = false;
+  std::unique_ptr<Timer> prune_timer_;
+  std::unordered_map<uint64_t, uint64_t> redundant_since_;  // connection id -> uv_now() first seen
 };
 
 }  // namespace punchgate

@@ -68,6 +68,8 @@ class Connection {
   virtual uint64_t id() const = 0;  // process-unique, for logs and maps
   // Carried through a relay (Noise + yamux over a circuit) rather than a direct QUIC path.
   virtual bool is_relayed() const { return false; }
+  // Streams currently open on it (an idle connection can be closed without losing data).
+  virtual size_t stream_count() const = 0;
 };
 
 // Process-unique connection ids, shared by every transport.

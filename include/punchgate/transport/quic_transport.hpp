@@ -38,6 +38,9 @@ class QuicTransport {
   // Uses a listening socket of the same family, so the peer sees our listening port.
   void dial(const Multiaddr& addr, DialFn cb);
   void set_inbound_handler(std::function<void(ConnectionPtr)> cb);
+  // Sends one raw UDP datagram from the listening socket of the address's family (hole punching:
+  // opens our NAT's mapping towards `addr`, exactly as our QUIC packets to it will leave).
+  Status send_datagram(const Multiaddr& addr, BytesView data);
   std::vector<Multiaddr> listen_addrs() const;
   // Closes every connection with `reason` and stops all sockets.
   void shutdown(const std::string& reason);

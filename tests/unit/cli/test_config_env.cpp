@@ -13,7 +13,7 @@ namespace punchgate {
 namespace {
 
 const char* kVars[] = {"PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS",
+                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS", "PUNCHGATE_HOLEPUNCH",
                        "PUNCHGATE_CONTROL_SOCKET", "PUNCHGATE_LOG"};
 
 void clear_vars() {
@@ -79,8 +79,27 @@ TEST(ConfigEnv, DefaultsAreWrittenExplicitly) {
   Config up = parse({"punchgate", "up"});
   EnvVars want = {{"PUNCHGATE_IDENTITY", "/home/someone/.local/share/punchgate/identity.key"},
                   {"PUNCHGATE_LISTEN", "/ip4/0.0.0.0/udp/0/quic-v1"},
-                  {"PUNCHGATE_MDNS", "true"}};
+                  {"PUNCHGATE_MDNS", "true"},
+                  {"PUNCHGATE_HOLEPUNCH", "true"}};
   EXPECT_EQ(up.service_env, want);
+}
+
+TEST(ConfigEnv, HolePunchSwitchFromFlagOrEnv) {
+  clear_vars();
+  EXPECT_TRUE(parse({"punchgate"}).holepunch);
+  EXPECT_FALSE(parse({"punchgate", "--no-holepunch"}).holepunch);
+  setenv("PUNCHGATE_HOLEPUNCH", "false", 1);
+  EXPECT_FALSE(parse({"punchgate"}).holepunch);
+  EXPECT_TRUE(parse({"punchgate", "--holepunch"}).holepunch);  // the command line wins
+  setenv("PUNCHGATE_HOLEPUNCH", "maybe", 1);
+  std::string arg0 = "punchgate";
+  char* argv[] = {arg0.data()};
+  int code = 0;
+  auto bad = parse_command_line(1, argv, code);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(bad.error().message.find("PUNCHGATE_HOLEPUNCH \"maybe\""), std::string::npos);
+  clear_vars();
 }
 
 TEST(ConfigEnv, ListItemsMayHoldCommasAndBackslashes) {

@@ -1,0 +1,70 @@
+// Hole punching on the node: runs the DCUtR exchange (dcutr_exchange) over relayed connections
+// and turns its plans into UDP packets and QUIC dials from our listening socket.
+//
+// B, the side that accepted a relayed connection, starts: CONNECT/SYNC measure the relayed round
+// trip; A dials B's addresses on SYNC, B waits half the round trip and then sends random UDP
+// packets to A's addresses every 10-200 ms, so A's QUIC packets find B's NAT open and B ends up
+// the QUIC server. Beyond the spec, B also dials A's addresses: when only B has
+// endpoint-dependent mapping, A cannot predict B's port but B's own dial gets through A's NAT.
+// Both sides dialing may leave two direct connections; the host keeps one (Host::prune_redundant).
+// Up to three attempts; afterwards the tunnel stays on the relay and B tries again later.
+#pragma once
+
+#include "holepunch/dcutr_exchange.hpp"
+#include "punchgate/host/host.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace punchgate {
+
+class Timer;
+
+struct HolePunchConfig {
+  bool enabled = true;
+  uint64_t reply_timeout_ms = 10'000;     // CONNECT sent, no answer: give up
+  uint64_t attempt_timeout_ms = 5'000;    // punch started, no direct connection: next attempt
+  uint64_t retry_after_ms = 60'000;       // after a failed round, while still relayed (doubles)
+  uint64_t max_retry_after_ms = 1'800'000;
+};
+
+class HolePuncher {
+ public:
+  HolePuncher(Host& host, HolePunchConfig config);
+  ~HolePuncher();
+  HolePuncher(const HolePuncher&) = delete;
+  HolePuncher& operator=(const HolePuncher&) = delete;
+
+  // How we reach `peer` and why, one line for status: "direct (hole punched, attempt 1)",
+  // "relayed (hole punch failed: …)", …
+  std::string describe(const PeerId& peer) const;
+  // The addresses a punch offers the other side: observed ones (most reported first), then our
+  // listen addresses.
+  std::vector<Multiaddr> candidate_addrs() const;
+
+ private:
+  struct Session;
+  void on_connection(const ConnectionPtr& c, bool opened);
+  void start_initiator(const ConnectionPtr& relayed);
+  void serve(NegotiatedStream ns);
+  void on_stream_data(const PeerId& peer, BytesView data);
+  void initiator_left(const PeerId& peer);
+  void send_connect(Session& s);
+  void begin_punch(const PeerId& peer, const DcutrPunch& plan);
+  void spray(const PeerId& peer);
+  void on_attempt_timeout(const PeerId& peer);
+  void succeed(Session& s);
+  void fail(Session& s, const std::string& reason);
+  void end(Session& s);
+  void schedule_retry(const PeerId& peer);
+  Session* active(const PeerId& peer);
+
+  Host& host_;
+  HolePunchConfig config_;
+  std::unordered_map<PeerId, std::unique_ptr<Session>> sessions_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace punchgate
