@@ -93,7 +93,7 @@ int run_node(const Config& cfg) {
   auto host = start_host(cfg, loop.get(), hc, [&](Host& h) {
     if (cfg.relay.serves(has_bootstrap)) relay_server = std::make_unique<RelayService>(h, cfg.relay.limits);
     relay_client = std::make_unique<RelayClient>(h, cfg.relay, has_bootstrap);
-    hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch});
+    hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch, .hard_nat = cfg.hard_nat});
   });
   if (!host) return 1;
   KadService kad(*host, KadConfig{});

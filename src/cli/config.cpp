@@ -306,6 +306,11 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   auto* holepunch_flag = app.add_flag("--holepunch,!--no-holepunch", holepunch,
                                       "upgrade relayed connections to direct ones by hole punching (DCUtR; "
                                       "default on; env PUNCHGATE_HOLEPUNCH)");
+  bool hard_nat = true;
+  auto* hard_nat_flag = app.add_flag("--hard-nat,!--no-hard-nat", hard_nat,
+                                     "when one side's NAT maps each peer to a different port, add a bounded "
+                                     "birthday punch (many sockets / probes) to hole punching (default on; env "
+                                     "PUNCHGATE_HARD_NAT)");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -385,6 +390,9 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   if (auto st = resolve_switch(holepunch_flag, holepunch, "PUNCHGATE_HOLEPUNCH", cfg.holepunch); !st) {
     return exit_code = 2, st.error();
   }
+  if (auto st = resolve_switch(hard_nat_flag, hard_nat, "PUNCHGATE_HARD_NAT", cfg.hard_nat); !st) {
+    return exit_code = 2, st.error();
+  }
 
   for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
     auto spec = parse_expose(e);
@@ -461,6 +469,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     put_list("PUNCHGATE_ALLOW", flag_or_env(allow, "PUNCHGATE_ALLOW"));
     cfg.service_env.emplace_back("PUNCHGATE_MDNS", cfg.mdns ? "true" : "false");
     cfg.service_env.emplace_back("PUNCHGATE_HOLEPUNCH", cfg.holepunch ? "true" : "false");
+    cfg.service_env.emplace_back("PUNCHGATE_HARD_NAT", cfg.hard_nat ? "true" : "false");
     if (!control_socket.empty()) {
       cfg.service_env.emplace_back("PUNCHGATE_CONTROL_SOCKET",
                                    control_socket == "off" ? "off" : cfg.control_socket.string());

@@ -31,6 +31,7 @@ struct Config {
   std::vector<TunnelSpec> tunnels;  // --tunnel, then --tunnel-by-name (peer empty)
   bool mdns = true;
   bool holepunch = true;  // DCUtR on relayed connections
+  bool hard_nat = true;   // birthday punch for endpoint-dependent NATs
   std::vector<PeerId> allow;  // empty: every peer may connect
   RelayConfig relay;
   // Control socket of a node (run) or the one to talk to (status, tunnel, expose); empty: off.

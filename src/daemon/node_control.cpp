@@ -136,6 +136,7 @@ json NodeControl::status() const {
       // Confirmed: reported by at least two distinct peers.
       {"external_addrs", addrs_json(host_.peer_store().observed_addrs(2))},
       {"observed_addrs", addrs_json(host_.peer_store().observed_addrs(1))},
+      {"nat_mapping", hole_puncher_ ? to_string(hole_puncher_->nat_mapping().mapping) : "unknown"},
       // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
       {"nat_reachability", "unknown"},
       {"role", facts_.role},

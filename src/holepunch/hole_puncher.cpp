@@ -2,6 +2,7 @@
 
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
+#include "punchgate/host/identify_service.hpp"
 #include "punchgate/host/protocol_ids.hpp"
 
 #include <sodium.h>
@@ -21,7 +22,7 @@ constexpr uint32_t kSprayMaxMs = 200;
 }  // namespace
 
 struct HolePuncher::Session {
-  explicit Session(uv_loop_t* loop) : delay(loop), spray(loop), deadline(loop), retry(loop) {}
+  explicit Session(uv_loop_t* loop) : delay(loop), spray(loop), deadline(loop), retry(loop), hard(loop) {}
 
   enum class Phase { Exchanging, Punching, Succeeded, Failed };
   PeerId peer;
@@ -39,6 +40,10 @@ struct HolePuncher::Session {
   Timer spray;     // initiator: the next random packet
   Timer deadline;  // reply or attempt timeout
   Timer retry;     // a later round after a failed one
+  Timer hard;      // hard-NAT punch: head start, then probe batches
+  std::vector<uint64_t> fresh_dials;  // hard-NAT dials from fresh sockets, to abort when done
+  std::string probe_ip;               // hard-NAT probes go to random ports of this IP
+  size_t probes_left = 0;
 
   bool running() const { return phase == Phase::Exchanging || phase == Phase::Punching; }
 };
@@ -49,6 +54,24 @@ HolePuncher::HolePuncher(Host& host, HolePunchConfig config) : host_(host), conf
   host_.add_connection_observer([this, alive = alive_](const ConnectionPtr& c, bool opened, const std::string&) {
     if (*alive) on_connection(c, opened);
   });
+  host_.identify().add_observer([this, alive = alive_](const IdentifyResult&) {
+    if (*alive) on_identify();
+  });
+}
+
+void HolePuncher::on_identify() {
+  NatMappingVerdict v = classify_nat_mapping(host_.peer_store().observations());
+  if (v.mapping == mapping_.mapping && v.public_ip == mapping_.public_ip) {
+    mapping_ = std::move(v);
+    return;
+  }
+  mapping_ = std::move(v);
+  if (mapping_.mapping == NatMapping::Unknown) return;
+  spdlog::info("nat mapping detected mapping={} ip={} ports=[{}]{}", to_string(mapping_.mapping), mapping_.public_ip,
+               fmt::join(mapping_.ports, ","),
+               mapping_.mapping == NatMapping::EndpointDependent
+                   ? " note=\"peers see a different port each: plain hole punching cannot predict it\""
+                   : "");
 }
 
 HolePuncher::~HolePuncher() {
@@ -229,7 +252,76 @@ void HolePuncher::begin_punch(const PeerId& peer, const DcutrPunch& plan) {
     });
   }
   if (s->initiator) spray(peer);
+  if (config_.hard_nat) s->hard.start(config_.hard_nat_delay_ms, 0, [this, peer] { hard_nat_punch(peer); });
   s->deadline.start(config_.attempt_timeout_ms, 0, [this, peer] { on_attempt_timeout(peer); });
+}
+
+void HolePuncher::hard_nat_punch(const PeerId& peer) {
+  Session* s = active(peer);
+  if (!s || s->phase != Session::Phase::Punching) return;
+  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
+  std::string peer_ip;
+  const bool peer_dependent = looks_endpoint_dependent(s->remote, &peer_ip);
+  const bool we_dependent = mapping_.mapping == NatMapping::EndpointDependent;
+  if (we_dependent && peer_dependent) {
+    if (s->attempt == 1) {
+      spdlog::info("hard nat punch skipped peer={} reason=\"both sides have endpoint-dependent mapping\"",
+                   peer.to_base58());
+    }
+    return;
+  }
+  if (we_dependent) {
+    // Many fresh mappings towards the peer's public addresses.
+    std::vector<Multiaddr> targets;
+    for (const Multiaddr& a : s->remote) {
+      auto ep = quic_endpoint_of(a);
+      if (ep && !ep->is_dns && is_public_ip(ep->host)) targets.push_back(a);
+    }
+    if (targets.empty()) return;
+    size_t per_target = std::max<size_t>(1, config_.hard_nat_sockets / targets.size());
+    size_t opened = 0;
+    for (const Multiaddr& a : targets) {
+      for (size_t i = 0; i < per_target; ++i) {
+        auto h = host_.dial_from_fresh_socket(a.with_peer_id(peer), [](Result<ConnectionPtr>) {});
+        if (!h) {
+          spdlog::debug("hard nat dial not started addr={} error={}", a.to_string(), log_quote(h.error().message));
+          break;
+        }
+        s->fresh_dials.push_back(*h);
+        ++opened;
+      }
+    }
+    spdlog::info("hard nat punch peer={} attempt={} role=sockets sockets={} targets={}", peer.to_base58(),
+                 s->attempt, opened, targets.size());
+    return;
+  }
+  if (peer_dependent) {
+    s->probe_ip = peer_ip;
+    s->probes_left = config_.hard_nat_probes;
+    spdlog::info("hard nat punch peer={} attempt={} role=probes probes={} ip={}", peer.to_base58(), s->attempt,
+                 s->probes_left, peer_ip);
+    send_probes(peer);
+  }
+}
+
+void HolePuncher::send_probes(const PeerId& peer) {
+  // Batches keep the burst polite; the whole run still takes well under a second.
+  constexpr size_t kBatch = 256;
+  constexpr uint64_t kBatchGapMs = 20;
+  Session* s = active(peer);
+  if (!s || s->phase != Session::Phase::Punching || s->probes_left == 0) return;
+  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
+  uint8_t packet[kPunchPacketSize];
+  for (size_t i = 0; i < kBatch && s->probes_left > 0; ++i, --s->probes_left) {
+    uint16_t port = static_cast<uint16_t>(1024 + randombytes_uniform(65536 - 1024));
+    auto addr = Multiaddr::parse(fmt::format("/ip{}/{}/udp/{}/quic-v1", s->probe_ip.find(':') == std::string::npos ? 4 : 6,
+                                             s->probe_ip, port));
+    if (!addr) return;
+    randombytes_buf(packet, sizeof packet);
+    packet[0] &= 0x7f;
+    (void)host_.send_datagram(*addr, BytesView(reinterpret_cast<const char*>(packet), sizeof packet));
+  }
+  if (s->probes_left > 0) s->hard.start(kBatchGapMs, 0, [this, peer] { send_probes(peer); });
 }
 
 void HolePuncher::spray(const PeerId& peer) {
@@ -251,6 +343,9 @@ void HolePuncher::on_attempt_timeout(const PeerId& peer) {
   Session* s = active(peer);
   if (!s) return;
   s->spray.stop();
+  s->hard.stop();
+  for (uint64_t h : s->fresh_dials) host_.abort_fresh_dial(h);
+  s->fresh_dials.clear();
   if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return succeed(*s);
   spdlog::info("hole punch attempt failed peer={} attempt={}", peer.to_base58(), s->attempt);
   if (!s->initiator) {
@@ -288,6 +383,9 @@ void HolePuncher::end(Session& s) {
   s.delay.stop();
   s.spray.stop();
   s.deadline.stop();
+  s.hard.stop();
+  for (uint64_t h : s.fresh_dials) host_.abort_fresh_dial(h);
+  s.fresh_dials.clear();
   if (s.running()) {
     s.phase = Session::Phase::Failed;
     if (s.outcome.rfind("hole punch in progress", 0) == 0 || s.outcome == "hole punch starting") {

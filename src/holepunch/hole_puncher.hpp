@@ -8,9 +8,17 @@
 // endpoint-dependent mapping, A cannot predict B's port but B's own dial gets through A's NAT.
 // Both sides dialing may leave two direct connections; the host keeps one (Host::prune_redundant).
 // Up to three attempts; afterwards the tunnel stays on the relay and B tries again later.
+//
+// Hard NATs (beyond the spec): when exactly one side has endpoint-dependent mapping (we judge
+// ours from what peers observed, the peer's from the ports it offers), a plain punch cannot work
+// against a port-restricted peer. Each attempt then adds, after a head start for the plain punch,
+// a birthday punch: the dependent side dials from many fresh sockets (many new mappings), the
+// other side sends probes to many random ports of the dependent side's IP (opening its own NAT to
+// them); one hit lets that socket's QUIC handshake through. Bounded in sockets, probes and time.
 #pragma once
 
 #include "holepunch/dcutr_exchange.hpp"
+#include "holepunch/nat_mapping.hpp"
 #include "punchgate/host/host.hpp"
 
 #include <memory>
@@ -28,6 +36,10 @@ struct HolePunchConfig {
   uint64_t attempt_timeout_ms = 5'000;    // punch started, no direct connection: next attempt
   uint64_t retry_after_ms = 60'000;       // after a failed round, while still relayed (doubles)
   uint64_t max_retry_after_ms = 1'800'000;
+  bool hard_nat = true;                   // birthday punch when one side is endpoint-dependent
+  uint64_t hard_nat_delay_ms = 1'000;     // head start of the plain punch within an attempt
+  size_t hard_nat_sockets = 64;           // fresh sockets the dependent side dials from, per attempt
+  size_t hard_nat_probes = 4'096;         // probes the other side sends, per attempt (~98% hit with 64 sockets)
 };
 
 class HolePuncher {
@@ -43,6 +55,8 @@ class HolePuncher {
   // The addresses a punch offers the other side: observed ones (most reported first), then our
   // listen addresses.
   std::vector<Multiaddr> candidate_addrs() const;
+  // Our NAT's mapping behaviour as observed so far.
+  const NatMappingVerdict& nat_mapping() const { return mapping_; }
 
  private:
   struct Session;
@@ -54,6 +68,9 @@ class HolePuncher {
   void send_connect(Session& s);
   void begin_punch(const PeerId& peer, const DcutrPunch& plan);
   void spray(const PeerId& peer);
+  void hard_nat_punch(const PeerId& peer);
+  void send_probes(const PeerId& peer);
+  void on_identify();
   void on_attempt_timeout(const PeerId& peer);
   void succeed(Session& s);
   void fail(Session& s, const std::string& reason);
@@ -64,6 +81,7 @@ class HolePuncher {
   Host& host_;
   HolePunchConfig config_;
   std::unordered_map<PeerId, std::unique_ptr<Session>> sessions_;
+  NatMappingVerdict mapping_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

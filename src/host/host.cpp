@@ -206,6 +206,21 @@ void Host::dial_direct(const Multiaddr& addr, DialCallback cb) {
   });
 }
 
+Result<uint64_t> Host::dial_from_fresh_socket(const Multiaddr& addr, DialCallback cb) {
+  if (shutting_down_) return make_error("host is shutting down");
+  return transport_->dial_from_fresh_socket(addr, [this, cb = std::move(cb)](Result<ConnectionPtr> r) {
+    if (r) {
+      add_connection(*r);
+      if ((*r)->is_closed()) r = make_error("connection closed right after opening");
+    }
+    cb(std::move(r));
+  });
+}
+
+void Host::abort_fresh_dial(uint64_t handle) {
+  if (transport_) transport_->abort_fresh_dial(handle);
+}
+
 Status Host::send_datagram(const Multiaddr& addr, BytesView data) {
   if (shutting_down_) return make_error("host is shutting down");
   return transport_->send_datagram(addr, data);

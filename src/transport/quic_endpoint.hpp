@@ -37,6 +37,8 @@ class QuicEndpoint {
   void retire(QuicConnection* c);
   const uint8_t* reset_secret() const;
   size_t handshaking_count() const;
+  // Connections on this socket, finished ones not yet destroyed included.
+  size_t connection_count() const { return conns_.size() + retired_.size(); }
   void close_all(const std::string& reason);
 
   explicit QuicEndpoint(QuicTransport& t);  // use bind()

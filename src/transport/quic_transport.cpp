@@ -124,6 +124,44 @@ Status QuicTransport::send_datagram(const Multiaddr& addr, BytesView data) {
   return {};
 }
 
+Result<uint64_t> QuicTransport::dial_from_fresh_socket(const Multiaddr& addr, DialFn cb) {
+  if (shut_down_) return make_error("transport is shut down");
+  auto ep_addr = quic_endpoint_of(addr);
+  if (!ep_addr) return ep_addr.error();
+  auto peer = addr.peer_id();
+  if (!peer) return make_error("multiaddr {} has no /p2p/ peer id to check", addr.to_string());
+  if (ep_addr->is_dns) return make_error("cannot punch towards a DNS name: {}", addr.to_string());
+  auto sa = sockaddr_of(*ep_addr);
+  if (!sa) return sa.error();
+  SockAddr any;
+  any.storage.ss_family = static_cast<sa_family_t>(sa->family());
+  any.len = sa->family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  auto ep = QuicEndpoint::bind(*this, any);
+  if (!ep) return ep.error();
+  uint64_t handle = next_fresh_++;
+  QuicEndpoint* raw = ep->get();
+  fresh_.emplace(handle, std::move(*ep));
+  if (!fresh_reaper_) {
+    fresh_reaper_ = std::make_unique<Timer>(loop_);
+    fresh_reaper_->start(1000, 1000, [this] { reap_fresh(); });
+  }
+  raw->dial(*sa, *peer, [cb = std::move(cb)](Result<std::shared_ptr<QuicConnection>> r) {
+    if (!r) return cb(r.error());
+    cb(ConnectionPtr(*r));
+  });
+  return handle;
+}
+
+void QuicTransport::abort_fresh_dial(uint64_t handle) {
+  auto it = fresh_.find(handle);
+  if (it == fresh_.end() || it->second->handshaking_count() == 0) return;
+  it->second->close_all("hole punch abandoned");
+}
+
+void QuicTransport::reap_fresh() {
+  std::erase_if(fresh_, [](const auto& kv) { return kv.second->connection_count() == 0; });
+}
+
 void QuicTransport::dial_resolved(const Multiaddr& addr, const PeerId& peer, const sockaddr* sa, DialFn cb) {
   auto ep = endpoint_for_family(sa->sa_family);
   if (!ep) return cb(ep.error());
@@ -138,7 +176,10 @@ void QuicTransport::shutdown(const std::string& reason) {
   if (shut_down_) return;
   shut_down_ = true;
   for (auto& ep : endpoints_) ep->close_all(reason);
+  for (auto& [h, ep] : fresh_) ep->close_all(reason);
   endpoints_.clear();
+  fresh_.clear();
+  if (fresh_reaper_) fresh_reaper_->stop();
 }
 
 }  // namespace punchgate

@@ -89,6 +89,9 @@ class Host {
   static constexpr uint64_t kRelayHeadStartMs = 1500;
   // A fresh direct QUIC dial that never reuses an open connection (hole punching).
   void dial_direct(const Multiaddr& addr, DialCallback cb);
+  // A direct dial from a socket of its own (see QuicTransport::dial_from_fresh_socket).
+  Result<uint64_t> dial_from_fresh_socket(const Multiaddr& addr, DialCallback cb);
+  void abort_fresh_dial(uint64_t handle);
   // One raw UDP datagram from our listening socket (hole punching).
   Status send_datagram(const Multiaddr& addr, BytesView data);
   // Takes a connection made outside the transport (an inbound relayed one) like any other.

@@ -36,6 +36,8 @@ class PeerStore {
   void add_observed(const Multiaddr& addr, const PeerId& reporter);
   // Observed addresses confirmed by at least `min_reporters` distinct peers, most reported first.
   std::vector<Multiaddr> observed_addrs(size_t min_reporters = 1) const;
+  // Every observed address with the distinct peers that reported it.
+  const std::map<Multiaddr, std::set<PeerId>>& observations() const { return observed_; }
 
  private:
   std::unordered_map<PeerId, PeerInfo> peers_;

@@ -10,12 +10,14 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
 namespace punchgate {
 
 class QuicEndpoint;
+class Timer;
 class TlsCertificate;
 
 struct QuicTransportConfig {
@@ -41,6 +43,12 @@ class QuicTransport {
   // Sends one raw UDP datagram from the listening socket of the address's family (hole punching:
   // opens our NAT's mapping towards `addr`, exactly as our QUIC packets to it will leave).
   Status send_datagram(const Multiaddr& addr, BytesView data);
+  // Dials from a new UDP socket on an ephemeral port instead of the listening one: each such dial
+  // gets a NAT mapping of its own (birthday-style punching through endpoint-dependent NATs). The
+  // socket lives as long as its connection. Returns a handle for abort_fresh_dial().
+  Result<uint64_t> dial_from_fresh_socket(const Multiaddr& addr, DialFn cb);
+  // Gives up a fresh-socket dial still handshaking (its callback gets an error); no-op otherwise.
+  void abort_fresh_dial(uint64_t handle);
   std::vector<Multiaddr> listen_addrs() const;
   // Closes every connection with `reason` and stops all sockets.
   void shutdown(const std::string& reason);
@@ -62,6 +70,11 @@ class QuicTransport {
   QuicTransportConfig config_;
   std::unique_ptr<TlsCertificate> cert_;
   std::vector<std::unique_ptr<QuicEndpoint>> endpoints_;
+  // Fresh-socket dials by handle; a socket is dropped once it has no connection left.
+  std::map<uint64_t, std::unique_ptr<QuicEndpoint>> fresh_;
+  uint64_t next_fresh_ = 1;
+  std::unique_ptr<Timer> fresh_reaper_;
+  void reap_fresh();
   std::function<void(ConnectionPtr)> inbound_;
   bool shut_down_ = false;
   uint8_t reset_secret_[32] = {};
