@@ -18,37 +18,54 @@ namespace {
 constexpr size_t kPunchPacketSize = 32;
 constexpr uint32_t kSprayMinMs = 10;
 constexpr uint32_t kSprayMaxMs = 200;
+// Hard-NAT probes leave in batches: the burst stays polite and the run well under a second.
+constexpr size_t kProbeBatch = 256;
+constexpr uint64_t kProbeGapMs = 20;
+
+BytesView random_packet(uint8_t (&buf)[kPunchPacketSize]) {
+  randombytes_buf(buf, sizeof buf);
+  buf[0] &= 0x7f;
+  return BytesView(reinterpret_cast<const char*>(buf), sizeof buf);
+}
 
 }  // namespace
 
+// The I/O side of one peer's punching: the pure round (PunchSession) and what executes it.
 struct HolePuncher::Session {
-  explicit Session(uv_loop_t* loop) : delay(loop), spray(loop), deadline(loop), retry(loop), hard(loop) {}
+  explicit Session(uv_loop_t* loop)
+      : reply(loop), delay(loop), attempt(loop), hard(loop), spray(loop), probes(loop), retry(loop) {}
 
-  enum class Phase { Exchanging, Punching, Succeeded, Failed };
+  Timer& timer(PunchTimer t) {
+    switch (t) {
+      case PunchTimer::Reply: return reply;
+      case PunchTimer::Delay: return delay;
+      case PunchTimer::Attempt: return attempt;
+      case PunchTimer::HardNat: break;
+    }
+    return hard;
+  }
+  void stop_timers() {
+    reply.stop();
+    delay.stop();
+    attempt.stop();
+    hard.stop();
+  }
+
   PeerId peer;
-  bool initiator = false;
-  Phase phase = Phase::Exchanging;
+  std::unique_ptr<PunchSession> core;
   StreamPtr stream;
-  std::optional<DcutrInitiator> init;
-  std::optional<DcutrResponder> resp;
-  uint64_t started_ms = 0;
-  size_t attempt = 0;
-  std::vector<Multiaddr> remote;  // where the current attempt punches to
-  std::string outcome;            // for describe()
-  uint64_t retry_after_ms = 0;
-  Timer delay;     // initiator: half the round trip before punching
-  Timer spray;     // initiator: the next random packet
-  Timer deadline;  // reply or attempt timeout
-  Timer retry;     // a later round after a failed one
-  Timer hard;      // hard-NAT punch: head start, then probe batches
-  std::vector<uint64_t> fresh_dials;  // hard-NAT dials from fresh sockets, to abort when done
-  std::string probe_ip;               // hard-NAT probes go to random ports of this IP
+  std::vector<Multiaddr> spray_to;
+  std::string probe_ip;
   size_t probes_left = 0;
-
-  bool running() const { return phase == Phase::Exchanging || phase == Phase::Punching; }
+  std::vector<uint64_t> fresh_dials;
+  uint64_t retry_after_ms = 0;
+  Timer reply, delay, attempt, hard;  // the core's timers
+  Timer spray, probes;                // pacing of punch packets and hard-NAT probes
+  Timer retry;                        // a new round after a failed one
 };
 
 HolePuncher::HolePuncher(Host& host, HolePunchConfig config) : host_(host), config_(config) {
+  config_.punch.hard_nat = config_.hard_nat;
   if (!config_.enabled) return;
   host_.set_stream_handler(std::string(kDcutrProtocol), [this](NegotiatedStream ns) { serve(std::move(ns)); });
   host_.add_connection_observer([this, alive = alive_](const ConnectionPtr& c, bool opened, const std::string&) {
@@ -59,21 +76,6 @@ HolePuncher::HolePuncher(Host& host, HolePunchConfig config) : host_(host), conf
   });
 }
 
-void HolePuncher::on_identify() {
-  NatMappingVerdict v = classify_nat_mapping(host_.peer_store().observations());
-  if (v.mapping == mapping_.mapping && v.public_ip == mapping_.public_ip) {
-    mapping_ = std::move(v);
-    return;
-  }
-  mapping_ = std::move(v);
-  if (mapping_.mapping == NatMapping::Unknown) return;
-  spdlog::info("nat mapping detected mapping={} ip={} ports=[{}]{}", to_string(mapping_.mapping), mapping_.public_ip,
-               fmt::join(mapping_.ports, ","),
-               mapping_.mapping == NatMapping::EndpointDependent
-                   ? " note=\"peers see a different port each: plain hole punching cannot predict it\""
-                   : "");
-}
-
 HolePuncher::~HolePuncher() {
   *alive_ = false;
   for (auto& [peer, s] : sessions_) {
@@ -81,9 +83,21 @@ HolePuncher::~HolePuncher() {
   }
 }
 
-HolePuncher::Session* HolePuncher::active(const PeerId& peer) {
+void HolePuncher::on_identify() {
+  NatMappingVerdict v = classify_nat_mapping(host_.peer_store().observations());
+  const bool changed = v.mapping != mapping_.mapping || v.public_ip != mapping_.public_ip;
+  mapping_ = std::move(v);
+  if (!changed || mapping_.mapping == NatMapping::Unknown) return;
+  spdlog::info("nat mapping detected mapping={} ip={} ports=[{}]{}", to_string(mapping_.mapping), mapping_.public_ip,
+               fmt::join(mapping_.ports, ","),
+               mapping_.mapping == NatMapping::EndpointDependent
+                   ? " note=\"peers see a different port each: plain hole punching cannot predict it\""
+                   : "");
+}
+
+HolePuncher::Session* HolePuncher::find(const PeerId& peer) {
   auto it = sessions_.find(peer);
-  return it != sessions_.end() && it->second->running() ? it->second.get() : nullptr;
+  return it == sessions_.end() ? nullptr : it->second.get();
 }
 
 std::vector<Multiaddr> HolePuncher::candidate_addrs() const {
@@ -103,72 +117,61 @@ void HolePuncher::on_connection(const ConnectionPtr& c, bool opened) {
   const PeerId peer = c->remote_peer();
   if (!opened) {
     if (host_.connection_to(peer)) return;
-    auto it = sessions_.find(peer);
-    if (it == sessions_.end()) return;
-    if (it->second->stream) it->second->stream->set_handlers({});
-    sessions_.erase(it);  // the peer is gone: nothing left to punch to
+    if (Session* s = find(peer)) {
+      finish(*s);
+      sessions_.erase(peer);  // the peer is gone: nothing left to punch to
+    }
     return;
   }
   if (!c->is_relayed()) {
-    if (Session* s = active(peer)) succeed(*s);
+    feed(peer, PunchEvent{.kind = PunchEvent::Kind::DirectConnection, .now_ms = uv_now(host_.loop())});
     return;
   }
   // Only the side that accepted the relayed connection starts (B in the spec).
   if (c->endpoint() == Endpoint::Listener) start_initiator(c);
 }
 
-void HolePuncher::start_initiator(const ConnectionPtr& relayed) {
-  const PeerId peer = relayed->remote_peer();
-  if (active(peer)) return;
-  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
+HolePuncher::Session& HolePuncher::new_session(const PeerId& peer, PunchSession::Role role) {
   auto& slot = sessions_[peer];
-  uint64_t retry_after = slot ? slot->retry_after_ms : 0;
-  if (slot && slot->stream) slot->stream->set_handlers({});
+  uint64_t retry_after = 0;
+  if (slot) {
+    retry_after = slot->retry_after_ms;
+    finish(*slot);
+  }
   slot = std::make_unique<Session>(host_.loop());
-  Session& s = *slot;
-  s.peer = peer;
-  s.initiator = true;
-  s.retry_after_ms = retry_after;
-  s.started_ms = uv_now(host_.loop());
-  s.outcome = "hole punch starting";
-  spdlog::info("hole punch starting peer={} role=initiator", peer.to_base58());
-  host_.open_stream(relayed, {std::string(kDcutrProtocol)},
-                    [this, alive = alive_, peer](Result<NegotiatedStream> r) {
-                      if (!*alive) return;
-                      Session* st = active(peer);
-                      if (!st) {
-                        if (r) r->stream->reset(0);
-                        return;
-                      }
-                      if (!r) return fail(*st, "cannot open dcutr stream: " + r.error().message);
-                      st->stream = r->stream;
-                      st->init.emplace(candidate_addrs());
-                      st->stream->set_handlers({
-                          .on_data = [this, alive, peer](BytesView d) { if (*alive) on_stream_data(peer, d); },
-                          .on_fin = [this, alive, peer] {
-                            if (!*alive) return;
-                            if (Session* x = active(peer); x && x->phase == Session::Phase::Exchanging)
-                              fail(*x, "peer closed the dcutr stream");
-                          },
-                          .on_reset = [this, alive, peer](uint64_t) {
-                            if (!*alive) return;
-                            if (Session* x = active(peer); x && x->phase == Session::Phase::Exchanging)
-                              fail(*x, "peer reset the dcutr stream");
-                          },
-                      });
-                      send_connect(*st);
-                      if (!r->leftover.empty()) on_stream_data(peer, r->leftover);
-                    });
+  slot->peer = peer;
+  slot->retry_after_ms = retry_after;
+  slot->core = std::make_unique<PunchSession>(role, config_.punch, candidate_addrs(), mapping_.mapping,
+                                              uv_now(host_.loop()));
+  spdlog::info("hole punch starting peer={} role={}", peer.to_base58(),
+               role == PunchSession::Role::Initiator ? "initiator" : "responder");
+  return *slot;
 }
 
-void HolePuncher::send_connect(Session& s) {
-  Bytes connect = s.init->connect(uv_now(host_.loop()));
-  if (connect.empty()) return fail(s, "no attempt left");
-  s.phase = Session::Phase::Exchanging;
-  s.stream->write(connect);  // a few hundred bytes: always within a fresh stream's window
-  const PeerId peer = s.peer;
-  s.deadline.start(config_.reply_timeout_ms, 0, [this, peer] {
-    if (Session* x = active(peer)) fail(*x, "no CONNECT reply in time");
+void HolePuncher::start_initiator(const ConnectionPtr& relayed) {
+  const PeerId peer = relayed->remote_peer();
+  if (Session* s = find(peer); s && s->core && !s->core->finished()) return;
+  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
+  new_session(peer, PunchSession::Role::Initiator);
+  host_.open_stream(relayed, {std::string(kDcutrProtocol)}, [this, alive = alive_, peer](Result<NegotiatedStream> r) {
+    if (!*alive) return;
+    Session* s = find(peer);
+    if (!s || !s->core || s->core->finished() || s->stream) {
+      if (r) r->stream->reset(0);
+      return;
+    }
+    if (!r) {
+      // No dcutr on the other side, or the relayed connection went away: nothing to punch with.
+      s->core.reset();
+      spdlog::info("hole punch failed peer={} reason={}", peer.to_base58(),
+                   log_quote("cannot open dcutr stream: " + r.error().message));
+      return;
+    }
+    s->stream = r->stream;
+    watch_stream(peer);
+    uint64_t now = uv_now(host_.loop());
+    feed(peer, PunchEvent{.kind = PunchEvent::Kind::StreamReady, .now_ms = now});
+    if (!r->leftover.empty()) feed(peer, PunchEvent{.kind = PunchEvent::Kind::Data, .data = r->leftover, .now_ms = now});
   });
 }
 
@@ -178,160 +181,108 @@ void HolePuncher::serve(NegotiatedStream ns) {
     ns.stream->reset(0);  // already direct: nothing to punch
     return;
   }
-  auto& slot = sessions_[peer];
-  if (slot && slot->stream) slot->stream->set_handlers({});
-  slot = std::make_unique<Session>(host_.loop());
-  Session& s = *slot;
-  s.peer = peer;
-  s.started_ms = uv_now(host_.loop());
+  Session& s = new_session(peer, PunchSession::Role::Responder);
   s.stream = ns.stream;
-  s.resp.emplace(candidate_addrs());
-  s.outcome = "hole punch starting";
-  spdlog::info("hole punch starting peer={} role=responder", peer.to_base58());
-  s.stream->set_handlers({
-      .on_data = [this, alive = alive_, peer](BytesView d) { if (*alive) on_stream_data(peer, d); },
-      .on_fin = [this, alive = alive_, peer] {
-        if (*alive) initiator_left(peer);
-      },
-      .on_reset = [this, alive = alive_, peer](uint64_t) {
-        if (*alive) initiator_left(peer);
-      },
+  watch_stream(peer);
+  execute(s, s.core->start());
+  if (!ns.leftover.empty()) {
+    feed(peer, PunchEvent{.kind = PunchEvent::Kind::Data, .data = ns.leftover, .now_ms = uv_now(host_.loop())});
+  }
+}
+
+void HolePuncher::watch_stream(const PeerId& peer) {
+  Session* s = find(peer);
+  auto ended = [this, alive = alive_, peer] {
+    if (*alive) feed(peer, PunchEvent{.kind = PunchEvent::Kind::StreamEnded, .now_ms = uv_now(host_.loop())});
+  };
+  s->stream->set_handlers({
+      .on_data =
+          [this, alive = alive_, peer](BytesView d) {
+            if (*alive) feed(peer, PunchEvent{.kind = PunchEvent::Kind::Data, .data = d, .now_ms = uv_now(host_.loop())});
+          },
+      .on_fin = ended,
+      .on_reset = [ended](uint64_t) { ended(); },
   });
-  s.deadline.start(config_.reply_timeout_ms, 0, [this, peer] {
-    if (Session* x = active(peer); x && x->phase == Session::Phase::Exchanging && x->attempt == 0) {
-      fail(*x, "no CONNECT from the initiator in time");
-    }
-  });
-  if (!ns.leftover.empty()) on_stream_data(peer, ns.leftover);
 }
 
-void HolePuncher::initiator_left(const PeerId& peer) {
-  // A punch still running finishes on its own deadline; between attempts the initiator has given up.
-  Session* s = active(peer);
-  if (!s || s->phase != Session::Phase::Exchanging) return;
-  if (s->attempt == 0) return end(*s);
-  fail(*s, fmt::format("no direct connection after {} attempts", s->attempt));
+void HolePuncher::feed(const PeerId& peer, const PunchEvent& ev) {
+  Session* s = find(peer);
+  if (!s || !s->core || s->core->finished()) return;
+  execute(*s, s->core->handle(ev));
 }
 
-void HolePuncher::on_stream_data(const PeerId& peer, BytesView data) {
-  Session* s = active(peer);
-  if (!s) return;
-  Result<DcutrStep> step = s->init ? s->init->feed(data, uv_now(host_.loop())) : s->resp->feed(data);
-  if (!step) return fail(*s, "bad dcutr message: " + step.error().message);
-  if (!step->to_send.empty()) s->stream->write(step->to_send);
-  if (!step->punch) return;
-  DcutrPunch plan = std::move(*step->punch);
-  s->attempt = plan.attempt;
-  s->deadline.stop();
-  if (plan.remote_addrs.empty()) {
-    spdlog::info("hole punch attempt skipped peer={} attempt={} reason=\"peer offered no dialable address\"",
-                 peer.to_base58(), plan.attempt);
-  }
-  if (s->initiator) {
-    spdlog::debug("hole punch sync peer={} attempt={} rtt_ms={}", peer.to_base58(), plan.attempt, plan.rtt_ms);
-    s->phase = Session::Phase::Punching;
-    s->delay.start(plan.delay_ms, 0, [this, peer, plan] { begin_punch(peer, plan); });
-  } else {
-    begin_punch(peer, plan);
-  }
-}
-
-void HolePuncher::begin_punch(const PeerId& peer, const DcutrPunch& plan) {
-  Session* s = active(peer);
-  if (!s) return;
-  s->phase = Session::Phase::Punching;
-  s->remote = plan.remote_addrs;
-  s->outcome = fmt::format("hole punch in progress (attempt {})", plan.attempt);
-  // The responder dials (it becomes the QUIC client); the initiator sprays so the responder's
-  // packets find its NAT open, and dials too (see the header).
-  for (const Multiaddr& a : s->remote) {
-    host_.dial_direct(a.with_peer_id(peer), [this, alive = alive_, peer, a](Result<ConnectionPtr> r) {
-      if (!*alive) return;
-      if (!r) spdlog::debug("hole punch dial failed peer={} addr={} error={}", peer.to_base58(), a.to_string(),
-                            log_quote(r.error().message));
-    });
-  }
-  if (s->initiator) spray(peer);
-  if (config_.hard_nat) s->hard.start(config_.hard_nat_delay_ms, 0, [this, peer] { hard_nat_punch(peer); });
-  s->deadline.start(config_.attempt_timeout_ms, 0, [this, peer] { on_attempt_timeout(peer); });
-}
-
-void HolePuncher::hard_nat_punch(const PeerId& peer) {
-  Session* s = active(peer);
-  if (!s || s->phase != Session::Phase::Punching) return;
-  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
-  std::string peer_ip;
-  const bool peer_dependent = looks_endpoint_dependent(s->remote, &peer_ip);
-  const bool we_dependent = mapping_.mapping == NatMapping::EndpointDependent;
-  if (we_dependent && peer_dependent) {
-    if (s->attempt == 1) {
-      spdlog::info("hard nat punch skipped peer={} reason=\"both sides have endpoint-dependent mapping\"",
-                   peer.to_base58());
-    }
-    return;
-  }
-  if (we_dependent) {
-    // Many fresh mappings towards the peer's public addresses.
-    std::vector<Multiaddr> targets;
-    for (const Multiaddr& a : s->remote) {
-      auto ep = quic_endpoint_of(a);
-      if (ep && !ep->is_dns && is_public_ip(ep->host)) targets.push_back(a);
-    }
-    if (targets.empty()) return;
-    size_t per_target = std::max<size_t>(1, config_.hard_nat_sockets / targets.size());
-    size_t opened = 0;
-    for (const Multiaddr& a : targets) {
-      for (size_t i = 0; i < per_target; ++i) {
-        auto h = host_.dial_from_fresh_socket(a.with_peer_id(peer), [](Result<ConnectionPtr>) {});
-        if (!h) {
-          spdlog::debug("hard nat dial not started addr={} error={}", a.to_string(), log_quote(h.error().message));
-          break;
-        }
-        s->fresh_dials.push_back(*h);
-        ++opened;
+void HolePuncher::execute(Session& s, std::vector<PunchCommand> commands) {
+  const PeerId peer = s.peer;
+  for (PunchCommand& c : commands) {
+    switch (c.kind) {
+      case PunchCommand::Kind::Write:
+        if (s.stream) s.stream->write(c.bytes);  // a few hundred bytes: within any stream window
+        break;
+      case PunchCommand::Kind::StartTimer: {
+        PunchTimer which = c.timer;
+        s.timer(which).start(c.ms, 0, [this, peer, which] {
+          feed(peer, PunchEvent{.kind = PunchEvent::Kind::TimerFired, .timer = which, .now_ms = uv_now(host_.loop())});
+        });
+        break;
       }
+      case PunchCommand::Kind::StopTimers:
+        s.stop_timers();
+        break;
+      case PunchCommand::Kind::Dial:
+        for (const Multiaddr& a : c.addrs) {
+          host_.dial_direct(a.with_peer_id(peer), [a, peer](Result<ConnectionPtr> r) {
+            if (!r) {
+              spdlog::debug("hole punch dial failed peer={} addr={} error={}", peer.to_base58(), a.to_string(),
+                            log_quote(r.error().message));
+            }
+          });
+        }
+        break;
+      case PunchCommand::Kind::StartSpray:
+        s.spray_to = std::move(c.addrs);
+        spray(peer);
+        break;
+      case PunchCommand::Kind::StopSpray:
+        s.spray.stop();
+        s.probes.stop();
+        s.probes_left = 0;
+        break;
+      case PunchCommand::Kind::DialFresh:
+        dial_fresh(s, c);
+        break;
+      case PunchCommand::Kind::SendProbes:
+        s.probe_ip = c.ip;
+        s.probes_left = c.count;
+        send_probes(peer);
+        break;
+      case PunchCommand::Kind::AbortFresh:
+        abort_fresh(s);
+        break;
+      case PunchCommand::Kind::Log:
+        spdlog::info("{} peer={}", c.text, peer.to_base58());
+        break;
+      case PunchCommand::Kind::Succeeded:
+        spdlog::info("hole punch succeeded peer={} attempt={} elapsed_ms={}", peer.to_base58(), c.attempt,
+                     c.elapsed_ms);
+        s.retry_after_ms = 0;
+        finish(s);
+        break;
+      case PunchCommand::Kind::Failed:
+        spdlog::info("hole punch failed peer={} reason={}", peer.to_base58(), log_quote(c.text));
+        const bool initiator = s.core->role() == PunchSession::Role::Initiator;
+        finish(s);
+        if (initiator) schedule_retry(s);
+        break;
     }
-    spdlog::info("hard nat punch peer={} attempt={} role=sockets sockets={} targets={}", peer.to_base58(),
-                 s->attempt, opened, targets.size());
-    return;
   }
-  if (peer_dependent) {
-    s->probe_ip = peer_ip;
-    s->probes_left = config_.hard_nat_probes;
-    spdlog::info("hard nat punch peer={} attempt={} role=probes probes={} ip={}", peer.to_base58(), s->attempt,
-                 s->probes_left, peer_ip);
-    send_probes(peer);
-  }
-}
-
-void HolePuncher::send_probes(const PeerId& peer) {
-  // Batches keep the burst polite; the whole run still takes well under a second.
-  constexpr size_t kBatch = 256;
-  constexpr uint64_t kBatchGapMs = 20;
-  Session* s = active(peer);
-  if (!s || s->phase != Session::Phase::Punching || s->probes_left == 0) return;
-  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
-  uint8_t packet[kPunchPacketSize];
-  for (size_t i = 0; i < kBatch && s->probes_left > 0; ++i, --s->probes_left) {
-    uint16_t port = static_cast<uint16_t>(1024 + randombytes_uniform(65536 - 1024));
-    auto addr = Multiaddr::parse(fmt::format("/ip{}/{}/udp/{}/quic-v1", s->probe_ip.find(':') == std::string::npos ? 4 : 6,
-                                             s->probe_ip, port));
-    if (!addr) return;
-    randombytes_buf(packet, sizeof packet);
-    packet[0] &= 0x7f;
-    (void)host_.send_datagram(*addr, BytesView(reinterpret_cast<const char*>(packet), sizeof packet));
-  }
-  if (s->probes_left > 0) s->hard.start(kBatchGapMs, 0, [this, peer] { send_probes(peer); });
 }
 
 void HolePuncher::spray(const PeerId& peer) {
-  Session* s = active(peer);
-  if (!s || s->phase != Session::Phase::Punching) return;
-  uint8_t packet[kPunchPacketSize];
-  for (const Multiaddr& a : s->remote) {
-    randombytes_buf(packet, sizeof packet);
-    packet[0] &= 0x7f;
-    if (auto st = host_.send_datagram(a, BytesView(reinterpret_cast<const char*>(packet), sizeof packet)); !st) {
+  Session* s = find(peer);
+  if (!s) return;
+  uint8_t buf[kPunchPacketSize];
+  for (const Multiaddr& a : s->spray_to) {
+    if (auto st = host_.send_datagram(a, random_packet(buf)); !st) {
       spdlog::debug("hole punch packet not sent addr={} error={}", a.to_string(), log_quote(st.error().message));
     }
   }
@@ -339,76 +290,58 @@ void HolePuncher::spray(const PeerId& peer) {
   s->spray.start(next, 0, [this, peer] { spray(peer); });
 }
 
-void HolePuncher::on_attempt_timeout(const PeerId& peer) {
-  Session* s = active(peer);
-  if (!s) return;
-  s->spray.stop();
-  s->hard.stop();
-  for (uint64_t h : s->fresh_dials) host_.abort_fresh_dial(h);
-  s->fresh_dials.clear();
-  if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return succeed(*s);
-  spdlog::info("hole punch attempt failed peer={} attempt={}", peer.to_base58(), s->attempt);
-  if (!s->initiator) {
-    // The initiator decides whether there is another attempt; wait for its next CONNECT.
-    s->phase = Session::Phase::Exchanging;
-    s->outcome = fmt::format("hole punch attempt {} failed", s->attempt);
-    s->deadline.start(config_.reply_timeout_ms, 0, [this, peer] {
-      if (Session* x = active(peer)) fail(*x, fmt::format("no direct connection after {} attempts", x->attempt));
-    });
-    return;
+void HolePuncher::send_probes(const PeerId& peer) {
+  Session* s = find(peer);
+  if (!s || s->probes_left == 0) return;
+  const int family = s->probe_ip.find(':') == std::string::npos ? 4 : 6;
+  uint8_t buf[kPunchPacketSize];
+  for (size_t i = 0; i < kProbeBatch && s->probes_left > 0; ++i, --s->probes_left) {
+    auto port = static_cast<uint16_t>(1024 + randombytes_uniform(65536 - 1024));
+    auto addr = Multiaddr::parse(fmt::format("/ip{}/{}/udp/{}/quic-v1", family, s->probe_ip, port));
+    if (!addr) return;
+    (void)host_.send_datagram(*addr, random_packet(buf));
   }
-  if (s->init->can_retry()) return send_connect(*s);
-  fail(*s, fmt::format("no direct connection after {} attempts", s->attempt));
+  if (s->probes_left > 0) s->probes.start(kProbeGapMs, 0, [this, peer] { send_probes(peer); });
 }
 
-void HolePuncher::succeed(Session& s) {
-  uint64_t elapsed = uv_now(host_.loop()) - s.started_ms;
-  size_t attempt = std::max<size_t>(s.attempt, 1);
-  spdlog::info("hole punch succeeded peer={} attempt={} elapsed_ms={}", s.peer.to_base58(), attempt, elapsed);
-  s.outcome = fmt::format("hole punched (attempt {}, {} ms)", attempt, elapsed);
-  s.phase = Session::Phase::Succeeded;
-  s.retry_after_ms = 0;
-  end(s);
+void HolePuncher::dial_fresh(Session& s, const PunchCommand& c) {
+  if (c.addrs.empty()) return;
+  for (size_t i = 0; i < c.count; ++i) {
+    const Multiaddr& a = c.addrs[i % c.addrs.size()];
+    auto h = host_.dial_from_fresh_socket(a.with_peer_id(s.peer), [](Result<ConnectionPtr>) {});
+    if (!h) {
+      spdlog::debug("hard nat dial not started addr={} error={}", a.to_string(), log_quote(h.error().message));
+      return;
+    }
+    s.fresh_dials.push_back(*h);
+  }
 }
 
-void HolePuncher::fail(Session& s, const std::string& reason) {
-  spdlog::info("hole punch failed peer={} reason={}", s.peer.to_base58(), log_quote(reason));
-  s.outcome = "hole punch failed: " + reason;
-  s.phase = Session::Phase::Failed;
-  end(s);
-  if (s.initiator) schedule_retry(s.peer);
-}
-
-void HolePuncher::end(Session& s) {
-  s.delay.stop();
-  s.spray.stop();
-  s.deadline.stop();
-  s.hard.stop();
+void HolePuncher::abort_fresh(Session& s) {
   for (uint64_t h : s.fresh_dials) host_.abort_fresh_dial(h);
   s.fresh_dials.clear();
-  if (s.running()) {
-    s.phase = Session::Phase::Failed;
-    if (s.outcome.rfind("hole punch in progress", 0) == 0 || s.outcome == "hole punch starting") {
-      s.outcome = "hole punch ended by the peer";
-    }
-  }
-  if (s.stream) {
-    s.stream->set_handlers({});
-    if (s.phase == Session::Phase::Succeeded) {
-      s.stream->shutdown_write();
-    } else {
-      s.stream->reset(0);
-    }
-    s.stream.reset();
-  }
 }
 
-void HolePuncher::schedule_retry(const PeerId& peer) {
-  auto it = sessions_.find(peer);
-  if (it == sessions_.end()) return;
-  Session& s = *it->second;
+void HolePuncher::finish(Session& s) {
+  s.stop_timers();
+  s.spray.stop();
+  s.probes.stop();
+  s.retry.stop();
+  abort_fresh(s);
+  if (!s.stream) return;
+  s.stream->set_handlers({});
+  if (s.core && s.core->phase() == PunchSession::Phase::Succeeded) {
+    s.stream->shutdown_write();
+  } else {
+    s.stream->reset(0);
+  }
+  s.stream.reset();
+}
+
+void HolePuncher::schedule_retry(Session& s) {
   s.retry_after_ms = s.retry_after_ms == 0 ? config_.retry_after_ms
                                            : std::min(s.retry_after_ms * 2, config_.max_retry_after_ms);
+  const PeerId peer = s.peer;
   s.retry.start(s.retry_after_ms, 0, [this, peer] {
     auto c = host_.connection_to(peer);
     if (!c || !c->is_relayed() || c->endpoint() != Endpoint::Listener) return;
@@ -420,16 +353,16 @@ std::string HolePuncher::describe(const PeerId& peer) const {
   auto c = host_.connection_to(peer);
   if (!c) return "not connected";
   auto it = sessions_.find(peer);
-  const std::string outcome = it == sessions_.end() ? "" : it->second->outcome;
+  const PunchSession* core = it == sessions_.end() ? nullptr : it->second->core.get();
   if (!c->is_relayed()) {
-    if (it != sessions_.end() && it->second->phase == Session::Phase::Succeeded) return "direct (" + outcome + ")";
+    if (core && core->phase() == PunchSession::Phase::Succeeded) return "direct (" + core->outcome() + ")";
     return "direct";
   }
   if (!config_.enabled) return "relayed (hole punching off)";
-  if (outcome.empty()) {
+  if (!core) {
     return c->endpoint() == Endpoint::Listener ? "relayed" : "relayed (waiting for the peer to start a hole punch)";
   }
-  return "relayed (" + outcome + ")";
+  return "relayed (" + core->outcome() + ")";
 }
 
 }  // namespace punchgate

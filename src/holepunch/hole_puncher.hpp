@@ -17,8 +17,8 @@
 // them); one hit lets that socket's QUIC handshake through. Bounded in sockets, probes and time.
 #pragma once
 
-#include "holepunch/dcutr_exchange.hpp"
 #include "holepunch/nat_mapping.hpp"
+#include "holepunch/punch_session.hpp"
 #include "punchgate/host/host.hpp"
 
 #include <memory>
@@ -32,14 +32,10 @@ class Timer;
 
 struct HolePunchConfig {
   bool enabled = true;
-  uint64_t reply_timeout_ms = 10'000;     // CONNECT sent, no answer: give up
-  uint64_t attempt_timeout_ms = 5'000;    // punch started, no direct connection: next attempt
+  bool hard_nat = true;                   // birthday punch when one side is endpoint-dependent
   uint64_t retry_after_ms = 60'000;       // after a failed round, while still relayed (doubles)
   uint64_t max_retry_after_ms = 1'800'000;
-  bool hard_nat = true;                   // birthday punch when one side is endpoint-dependent
-  uint64_t hard_nat_delay_ms = 1'000;     // head start of the plain punch within an attempt
-  size_t hard_nat_sockets = 64;           // fresh sockets the dependent side dials from, per attempt
-  size_t hard_nat_probes = 4'096;         // probes the other side sends, per attempt (~98% hit with 64 sockets)
+  PunchParams punch;                      // timeouts and hard-NAT bounds of one round
 };
 
 class HolePuncher {
@@ -61,22 +57,21 @@ class HolePuncher {
  private:
   struct Session;
   void on_connection(const ConnectionPtr& c, bool opened);
+  void on_identify();
   void start_initiator(const ConnectionPtr& relayed);
   void serve(NegotiatedStream ns);
-  void on_stream_data(const PeerId& peer, BytesView data);
-  void initiator_left(const PeerId& peer);
-  void send_connect(Session& s);
-  void begin_punch(const PeerId& peer, const DcutrPunch& plan);
+  Session& new_session(const PeerId& peer, PunchSession::Role role);
+  void watch_stream(const PeerId& peer);
+  // Feeds an event to the peer's session and carries out the commands.
+  void feed(const PeerId& peer, const PunchEvent& ev);
+  void execute(Session& s, std::vector<PunchCommand> commands);
   void spray(const PeerId& peer);
-  void hard_nat_punch(const PeerId& peer);
   void send_probes(const PeerId& peer);
-  void on_identify();
-  void on_attempt_timeout(const PeerId& peer);
-  void succeed(Session& s);
-  void fail(Session& s, const std::string& reason);
-  void end(Session& s);
-  void schedule_retry(const PeerId& peer);
-  Session* active(const PeerId& peer);
+  void dial_fresh(Session& s, const PunchCommand& c);
+  void abort_fresh(Session& s);
+  void finish(Session& s);
+  void schedule_retry(Session& s);
+  Session* find(const PeerId& peer);
 
   Host& host_;
   HolePunchConfig config_;
