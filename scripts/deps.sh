@@ -8,8 +8,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libsodium-dev libuv1-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libprotozero-dev
+  libminiupnpc-dev libnatpmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 iproute2 nftables procps systemd util-linux
+  python3 iproute2 nftables procps systemd util-linux miniupnpd-nftables
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
 #include "holepunch/hole_puncher.hpp"
+#include "portmap/port_mapper.hpp"
 #include "relay/relay_client.hpp"
 #include "relay/relay_service.hpp"
 #include "tunnel/peer_connector.hpp"
@@ -125,7 +126,17 @@ int run_node(const Config& cfg) {
       control.set_publisher([&](const nlohmann::json& ev) { control_server->publish(ev); });
     }
   }
+  std::unique_ptr<PortMapper> port_mapper;
+  if (cfg.port_mapping) {
+    port_mapper = std::make_unique<PortMapper>(*host);
+    if (!port_mapper->start()) port_mapper.reset();
+  }
+  control.set_port_mapper(port_mapper.get());
+  Timer removal_deadline(loop.get());
+  bool stopping = false;
   auto on_signal = [&](int sig) {
+    if (stopping) return;
+    stopping = true;
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     if (control_server) control_server->close();
     tunnels.shutdown();
@@ -133,7 +144,13 @@ int run_node(const Config& cfg) {
     kad.stop();
     if (relay_server) relay_server->stop();
     host->shutdown("node shutting down");
-    uv_stop(loop.get());
+    if (!port_mapper) return uv_stop(loop.get());
+    // The gateway mapping goes before we do, but a silent gateway cannot hold the exit up.
+    removal_deadline.start(5000, 0, [&] {
+      spdlog::warn("port mapping removal timed out");
+      uv_stop(loop.get());
+    });
+    port_mapper->stop([&] { uv_stop(loop.get()); });
   };
   SignalWatcher sigint(loop.get(), SIGINT, on_signal);
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);

@@ -311,6 +311,10 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                                      "when one side's NAT maps each peer to a different port, add a bounded "
                                      "birthday punch (many sockets / probes) to hole punching (default on; env "
                                      "PUNCHGATE_HARD_NAT)");
+  bool port_mapping = true;
+  auto* port_mapping_flag = app.add_flag("--port-mapping,!--no-port-mapping", port_mapping,
+                                         "ask the home gateway (NAT-PMP, UPnP-IGD) to forward our QUIC port "
+                                         "(default on; env PUNCHGATE_PORT_MAPPING)");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -393,6 +397,9 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   if (auto st = resolve_switch(hard_nat_flag, hard_nat, "PUNCHGATE_HARD_NAT", cfg.hard_nat); !st) {
     return exit_code = 2, st.error();
   }
+  if (auto st = resolve_switch(port_mapping_flag, port_mapping, "PUNCHGATE_PORT_MAPPING", cfg.port_mapping); !st) {
+    return exit_code = 2, st.error();
+  }
 
   for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
     auto spec = parse_expose(e);
@@ -470,6 +477,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     cfg.service_env.emplace_back("PUNCHGATE_MDNS", cfg.mdns ? "true" : "false");
     cfg.service_env.emplace_back("PUNCHGATE_HOLEPUNCH", cfg.holepunch ? "true" : "false");
     cfg.service_env.emplace_back("PUNCHGATE_HARD_NAT", cfg.hard_nat ? "true" : "false");
+    cfg.service_env.emplace_back("PUNCHGATE_PORT_MAPPING", cfg.port_mapping ? "true" : "false");
     if (!control_socket.empty()) {
       cfg.service_env.emplace_back("PUNCHGATE_CONTROL_SOCKET",
                                    control_socket == "off" ? "off" : cfg.control_socket.string());

@@ -32,6 +32,7 @@ struct Config {
   bool mdns = true;
   bool holepunch = true;  // DCUtR on relayed connections
   bool hard_nat = true;   // birthday punch for endpoint-dependent NATs
+  bool port_mapping = true;  // UPnP / NAT-PMP
   std::vector<PeerId> allow;  // empty: every peer may connect
   RelayConfig relay;
   // Control socket of a node (run) or the one to talk to (status, tunnel, expose); empty: off.

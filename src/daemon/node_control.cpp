@@ -1,6 +1,7 @@
 #include "daemon/node_control.hpp"
 
 #include "holepunch/hole_puncher.hpp"
+#include "portmap/port_mapper.hpp"
 
 #include "relay/relay_client.hpp"
 #include "relay/relay_service.hpp"
@@ -125,6 +126,19 @@ json NodeControl::tunnels() const {
   return {{"tunnels", std::move(t)}, {"exposes", std::move(e)}};
 }
 
+json NodeControl::port_mapping_status() const {
+  if (!port_mapper_) return {{"state", "off"}};
+  if (const auto& m = port_mapper_->mapping()) {
+    return {{"state", "mapped"},
+            {"protocol", to_string(m->protocol)},
+            {"external", fmt::format("{}:{}", m->external_ip, m->external_port)},
+            {"lifetime_s", m->lifetime_s}};
+  }
+  json j = {{"state", "unavailable"}};
+  if (!port_mapper_->last_error().empty()) j["error"] = port_mapper_->last_error();
+  return j;
+}
+
 json NodeControl::status() const {
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   json s = {
@@ -137,6 +151,7 @@ json NodeControl::status() const {
       {"external_addrs", addrs_json(host_.peer_store().observed_addrs(2))},
       {"observed_addrs", addrs_json(host_.peer_store().observed_addrs(1))},
       {"nat_mapping", hole_puncher_ ? to_string(hole_puncher_->nat_mapping().mapping) : "unknown"},
+      {"port_mapping", port_mapping_status()},
       // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
       {"nat_reachability", "unknown"},
       {"role", facts_.role},

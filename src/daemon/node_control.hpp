@@ -15,6 +15,7 @@
 namespace punchgate {
 
 class HolePuncher;
+class PortMapper;
 class KadService;
 class RelayClient;
 class RelayService;
@@ -37,6 +38,7 @@ class NodeControl final : public ControlHandler {
   void set_publisher(Publish publish) { publish_ = std::move(publish); }
   // Either may be null (relaying off, or not serving).
   void set_hole_puncher(const HolePuncher* p) { hole_puncher_ = p; }
+  void set_port_mapper(const PortMapper* p) { port_mapper_ = p; }
   void set_relay(const RelayClient* client, const RelayService* server) {
     relay_client_ = client;
     relay_server_ = server;
@@ -45,6 +47,7 @@ class NodeControl final : public ControlHandler {
   Result<nlohmann::json> call(const std::string& method, const nlohmann::json& params) override;
 
   nlohmann::json status() const;
+  nlohmann::json port_mapping_status() const;
   nlohmann::json peers() const;
   nlohmann::json tunnels() const;
 
@@ -64,6 +67,7 @@ class NodeControl final : public ControlHandler {
   Publish publish_;
   const RelayClient* relay_client_ = nullptr;
   const HolePuncher* hole_puncher_ = nullptr;
+  const PortMapper* port_mapper_ = nullptr;
   const RelayService* relay_server_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // the host's observer outlives us
 };

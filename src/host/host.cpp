@@ -149,9 +149,16 @@ std::vector<std::string> Host::protocols() const {
 }
 
 std::vector<Multiaddr> Host::advertised_addrs() const {
-  std::vector<Multiaddr> out = listen_addrs();
+  std::vector<Multiaddr> out = mapped_addrs_;
+  for (Multiaddr& a : listen_addrs()) out.push_back(std::move(a));
   out.insert(out.end(), relay_addrs_.begin(), relay_addrs_.end());
   return out;
+}
+
+void Host::set_mapped_addrs(std::vector<Multiaddr> addrs) {
+  if (addrs == mapped_addrs_) return;
+  mapped_addrs_ = std::move(addrs);
+  if (!shutting_down_) identify_->push_all();
 }
 
 void Host::set_relay_addrs(std::vector<Multiaddr> addrs) {

@@ -61,11 +61,13 @@ class Host {
   uv_loop_t* loop() const { return loop_; }
   // Addresses we listen on, unspecified binds expanded to interface addresses.
   std::vector<Multiaddr> listen_addrs() const;
-  // What we tell peers (identify, DHT): listen addresses plus our relayed addresses.
+  // What we tell peers (identify, DHT): gateway-mapped and listen addresses, then relayed ones.
   std::vector<Multiaddr> advertised_addrs() const;
   // Our /p2p-circuit addresses from relay reservations; peers learn of the change by identify push.
   void set_relay_addrs(std::vector<Multiaddr> addrs);
   const std::vector<Multiaddr>& relay_addrs() const { return relay_addrs_; }
+  // Addresses the home gateway forwards to us (UPnP / NAT-PMP port mapping); advertised likewise.
+  void set_mapped_addrs(std::vector<Multiaddr> addrs);
   PeerStore& peer_store() { return peers_; }
 
   void set_stream_handler(const std::string& protocol, StreamHandler handler);
@@ -125,6 +127,7 @@ class Host {
   CircuitDialer circuit_dialer_;
   RelayRoutes relay_routes_;
   std::vector<Multiaddr> relay_addrs_;
+  std::vector<Multiaddr> mapped_addrs_;
   // Dials in flight by peer: later callers for the same peer wait for it instead of racing it.
   std::unordered_map<PeerId, std::vector<std::function<void(Result<ConnectionPtr>)>>> dialing_;
   std::unique_ptr<IdentifyService> identify_;

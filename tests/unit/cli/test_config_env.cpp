@@ -13,7 +13,7 @@ namespace punchgate {
 namespace {
 
 const char* kVars[] = {"PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS", "PUNCHGATE_HOLEPUNCH", "PUNCHGATE_HARD_NAT",
+                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS", "PUNCHGATE_HOLEPUNCH", "PUNCHGATE_HARD_NAT", "PUNCHGATE_PORT_MAPPING",
                        "PUNCHGATE_CONTROL_SOCKET", "PUNCHGATE_LOG"};
 
 void clear_vars() {
@@ -81,7 +81,8 @@ TEST(ConfigEnv, DefaultsAreWrittenExplicitly) {
                   {"PUNCHGATE_LISTEN", "/ip4/0.0.0.0/udp/0/quic-v1"},
                   {"PUNCHGATE_MDNS", "true"},
                   {"PUNCHGATE_HOLEPUNCH", "true"},
-                  {"PUNCHGATE_HARD_NAT", "true"}};
+                  {"PUNCHGATE_HARD_NAT", "true"},
+                  {"PUNCHGATE_PORT_MAPPING", "true"}};
   EXPECT_EQ(up.service_env, want);
 }
 
@@ -94,6 +95,7 @@ TEST(ConfigEnv, HolePunchSwitchFromFlagOrEnv) {
   EXPECT_TRUE(parse({"punchgate", "--holepunch"}).holepunch);  // the command line wins
   EXPECT_TRUE(parse({"punchgate"}).hard_nat);
   EXPECT_FALSE(parse({"punchgate", "--no-hard-nat"}).hard_nat);
+  EXPECT_FALSE(parse({"punchgate", "--no-port-mapping"}).port_mapping);
   setenv("PUNCHGATE_HOLEPUNCH", "maybe", 1);
   std::string arg0 = "punchgate";
   char* argv[] = {arg0.data()};
