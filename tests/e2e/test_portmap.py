@@ -131,8 +131,9 @@ deny 0-65535 0.0.0.0/0 0-65535
 
 
 def node(h: Harness, ns: str, name: str, *args: str):
+    # The harness turns port mapping off for every node; here it is what is under test.
     return h.spawn(name, ["ip", "netns", "exec", ns, h.punchgate, "--identity", h.path(f"{name}.key"),
-                          "--control-socket", h.path(f"{name}.sock"), *args])
+                          "--control-socket", h.path(f"{name}.sock"), *args], env={"PUNCHGATE_PORT_MAPPING": "true"})
 
 
 def run_case(h: Harness, natpmp: bool, upnp: bool, mapping: bool) -> None:

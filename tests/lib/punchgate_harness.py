@@ -75,6 +75,9 @@ class Proc:
         # mDNS is on by default in punchgate; tests must not multicast onto the host's real
         # interfaces, so it is off unless a test (in its own namespace) turns it on.
         full_env.setdefault("PUNCHGATE_MDNS", "false")
+        # Port mapping talks NAT-PMP/SSDP to the default gateway: off too, except in the
+        # namespaces of test_portmap.
+        full_env.setdefault("PUNCHGATE_PORT_MAPPING", "false")
         # Likewise the control socket: test nodes must not take (or fight over) the user's
         # default socket; tests of the control plane set their own path (or "" for the default).
         full_env.setdefault("PUNCHGATE_CONTROL_SOCKET", "off")
