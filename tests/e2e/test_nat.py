@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NAT traversal end to end: punchgate across emulated NATs (tests/lib/nat_bed.py).
+"""NAT traversal end to end: punchgate across emulated NATs (tests/lib/nat_bed.py, nat_probe.py, nat_trial.py).
 
 Each test builds its own bed of network namespaces (prefix pgnat<pid>x<n>-): two public nodes
 (relays), and a provider (hA, exposing a TCP echo) and a consumer (hB, tunnelling to it) behind
@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 sys.dont_write_bytecode = True
 
 import nat_bed  # noqa: E402
+import nat_probe  # noqa: E402
+import nat_trial  # noqa: E402
 from nat_bed import NatBed  # noqa: E402
 from punchgate_harness import check, main  # noqa: E402
 from punchgate_helpers import check_punchgate_binary, isolate_env  # noqa: E402
@@ -35,9 +37,9 @@ def bed_for(h, nat_a: str, nat_b: str) -> NatBed:
     return NatBed(nat_a, nat_b, Path(h.tmpdir) / f"bed-{nat_a}-{nat_b}", on_spawn=h.procs.append)
 
 
-def trial(h, nat_a: str, nat_b: str, stop_when_direct: bool = True) -> nat_bed.TrialResult:
+def trial(h, nat_a: str, nat_b: str, stop_when_direct: bool = True) -> nat_trial.TrialResult:
     with bed_for(h, nat_a, nat_b) as bed:
-        r = nat_bed.run_trial(bed, h.punchgate, direct_within=DIRECT_WITHIN, stop_when_direct=stop_when_direct,
+        r = nat_trial.run_trial(bed, h.punchgate, direct_within=DIRECT_WITHIN, stop_when_direct=stop_when_direct,
                               log=print)
     print("  " + r.summary())
     for line in r.mapping_lines + r.punch_lines:
@@ -53,7 +55,7 @@ def test_nat_types(h):
     for a, b in (("FC", "RC"), ("PRC", "SYM")):
         with bed_for(h, a, b) as bed:
             for side in ("A", "B"):
-                r = nat_bed.check_nat(bed, side)
+                r = nat_probe.check_nat(bed, side)
                 print("  " + r.describe())
                 problems += [f"{r.nat}: {p}" for p in r.problems]
             prefix, procs = bed.prefix, list(bed.procs)

@@ -1,26 +1,28 @@
-"""A NAT test bed in network namespaces, and punchgate trials across it.
+"""A NAT test bed in network namespaces: topology, NAT rules, processes, teardown.
 
-Topology (every namespace name starts with a per-run prefix, so parallel runs never clash; links
-are created inside those namespaces, never in the caller's):
+Topology (every namespace name starts with a per-run prefix, pgnat<pid>x<n>-, so parallel runs
+never clash; links are created inside those namespaces, never in the caller's, so the names of
+links need no prefix and the host's interfaces are never touched):
 
-    inet   Linux bridge br0, 203.0.113.254/24 (also the "stranger" for filtering probes)
-     ├─ pub1  203.0.113.1   public punchgate node (no --bootstrap: public, relay server)
-     ├─ pub2  203.0.113.2   second public node, so a NATed node's observed address has 2 reporters
-     ├─ gwA   wan 203.0.113.11, lan 10.1.0.1  NAT type A ── hA 10.1.0.2 (provider)
-     └─ gwB   wan 203.0.113.12, lan 10.2.0.1  NAT type B ── hB 10.2.0.2 (consumer)
+    inet   Linux bridge br0, 203.0.113.254/24 (also the "stranger" of the filtering probes)
+     |- pub1  203.0.113.1   public punchgate node (no --bootstrap: public, relay server)
+     |- pub2  203.0.113.2   second public node, so a NATed node's observed address has 2 reporters
+     |- gwA   wan 203.0.113.11, lan 10.1.0.1   NAT type A --- hA 10.1.0.2 (provider)
+     `- gwB   wan 203.0.113.12, lan 10.2.0.1   NAT type B --- hB 10.2.0.2 (consumer)
 
-NAT types (nftables in the gateway):
+NAT types (nftables in the gateway, see nft_ruleset):
     FC   full cone: endpoint-independent mapping and filtering (masquerade keeps the port; any
          inbound UDP to a port is DNATed to the inside host)
-    RC   address-restricted cone: EIM; inbound allowed from any port of an IP that mapping sent to
-    PRC  port-restricted cone: EIM; inbound only from the exact ip:port sent to (Linux conntrack)
+    RC   address-restricted cone: endpoint-independent mapping; inbound allowed from any port of
+         an IP that the mapping sent to
+    PRC  port-restricted cone: endpoint-independent mapping; inbound only from the exact ip:port
+         sent to (plain Linux conntrack + masquerade)
     SYM  symmetric: endpoint-dependent mapping (masquerade fully-random)
 Every gateway drops unsolicited inbound traffic to itself (input: wan, ct state new), as home
 routers do; otherwise an early punch packet would leave a conntrack entry on the gateway that
 makes masquerade pick another port for the inside host's own flow.
 
-Run as a program this file holds the small helpers that must run inside a namespace (UDP
-reflector, probe and sender, echo client); the bed starts them with `ip netns exec`.
+nat_probe.py checks that each type behaves so; nat_trial.py runs punchgate across the bed.
 """
 
 from __future__ import annotations
@@ -31,25 +33,14 @@ sys.dont_write_bytecode = True
 
 import atexit  # noqa: E402
 import itertools  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Optional, Sequence  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-# The harness' echo server and client; importing it also installs its signal handlers (kill its
-# processes, then SystemExit), so import it here, before a caller installs ours.
-from punchgate_helpers import echo_once, echo_server_argv  # noqa: E402
 
 NAT_TYPES = ("FC", "RC", "PRC", "SYM")
 NAT_NAMES = {
@@ -67,21 +58,6 @@ GATEWAYS = {
     "A": ("gwA", "hA", f"{NET}.11", "10.1.0"),
     "B": ("gwB", "hB", f"{NET}.12", "10.2.0"),
 }
-NODE_PORT = 4001
-REFLECTOR_PORTS = (3478, 3479)
-TUNNEL_PORT = 7000  # the consumer's local tunnel port, inside hB
-
-# What each NAT type must do in the probe (see check_nat):
-#   same_port: pub1 and pub2 see the same external port for one inside socket
-#   preserved: that port is the inside socket's own port
-#   other_port: a datagram from the contacted IP but another port gets in
-#   stranger: a datagram from an IP never contacted gets in
-EXPECTED = {
-    "FC": dict(same_port=True, preserved=True, other_port=True, stranger=True),
-    "RC": dict(same_port=True, preserved=True, other_port=True, stranger=False),
-    "PRC": dict(same_port=True, preserved=True, other_port=False, stranger=False),
-    "SYM": dict(same_port=False, preserved=None, other_port=False, stranger=False),
-}
 
 
 class BedError(RuntimeError):
@@ -98,7 +74,7 @@ def preflight() -> Optional[str]:
     return None
 
 
-def _run(argv: Sequence[str], input: Optional[str] = None, timeout: float = 20) -> str:
+def run_cmd(argv: Sequence[str], input: Optional[str] = None, timeout: float = 20) -> str:
     r = subprocess.run([str(a) for a in argv], input=input, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         raise BedError(f"`{' '.join(map(str, argv))}` exited {r.returncode}: {r.stderr.strip()}")
@@ -245,7 +221,9 @@ def install_signal_teardown() -> None:
     """SIGINT/SIGTERM/SIGHUP tear every live bed down, then exit via SystemExit (so finally
     blocks run too)."""
     def on_signal(signum, _frame):
+        live = len(_LIVE_BEDS)
         teardown_all()
+        print(f"nat bed: {signal.Signals(signum).name}, {live} bed(s) torn down", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -297,14 +275,14 @@ class NatBed:
         return self
 
     def _ip(self, ns: str, *args) -> None:
-        _run(["ip", "-n", self.ns(ns), *args])
+        run_cmd(["ip", "-n", self.ns(ns), *args])
 
     def _sysctl(self, ns: str, *settings: str) -> None:
-        _run(["ip", "netns", "exec", self.ns(ns), "sysctl", "-q", "-w", *settings])
+        run_cmd(["ip", "netns", "exec", self.ns(ns), "sysctl", "-q", "-w", *settings])
 
     def _build(self) -> None:
         for short in self.NAMESPACES:
-            _run(["ip", "netns", "add", self.ns(short)])
+            run_cmd(["ip", "netns", "add", self.ns(short)])
             self._created.append(short)
             self._ip(short, "link", "set", "lo", "up")
             # IPv4 only: no link-local v6 chatter, no v6 addresses in identify
@@ -331,7 +309,7 @@ class NatBed:
             self._ip(host, "link", "set", "lan", "up")
             self._ip(host, "route", "add", "default", "via", f"{lan}.1")
             self._sysctl(gw, "net.ipv4.ip_forward=1")
-            _run(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"],
+            run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"],
                  input=nft_ruleset(self.nat[side], f"{lan}.2"))
 
     # -- processes ----------------------------------------------------------
@@ -349,12 +327,10 @@ class NatBed:
             self.on_spawn(p)
         return p
 
-    def run(self, ns: str, argv: Sequence, timeout: float = 30) -> str:
-        """Run to completion inside `ns`; stdout, or BedError."""
-        return _run(["ip", "netns", "exec", self.ns(ns), *argv], timeout=timeout)
-
-    def helper_argv(self, *args) -> list[str]:
-        return [sys.executable, "-B", str(Path(__file__).resolve()), *map(str, args)]
+    @staticmethod
+    def helper_argv(module_file: str, *args) -> list[str]:
+        """argv running one of our python helper modules as a program (inside a namespace)."""
+        return [sys.executable, "-B", str(Path(module_file).resolve()), *map(str, args)]
 
     # -- teardown -----------------------------------------------------------
     def teardown(self) -> None:
@@ -429,465 +405,3 @@ def remove_stale() -> list[str]:
         kill_namespace_pids(ns)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
     return gone
-
-
-# --------------------------------------------------------------------------
-# NAT behaviour probe
-
-@dataclass
-class NatProbe:
-    side: str
-    nat: str
-    mapped: dict            # reflector -> external port seen for the mapping socket
-    local_port: int         # the mapping socket's own port
-    other_port: bool        # datagram from pub1's other port reached the filter socket
-    stranger: bool          # datagram from the stranger reached it
-    problems: list = field(default_factory=list)
-
-    @property
-    def same_port(self) -> bool:
-        return len(set(self.mapped.values())) == 1
-
-    @property
-    def preserved(self) -> bool:
-        return self.same_port and self.local_port in self.mapped.values()
-
-    def observed(self) -> dict:
-        return dict(same_port=self.same_port, preserved=self.preserved, other_port=self.other_port,
-                    stranger=self.stranger)
-
-    def describe(self) -> str:
-        ports = ", ".join(f"{k}={v}" for k, v in sorted(self.mapped.items()))
-        return (f"side {self.side} {self.nat:>3}: local port {self.local_port}, mapped {ports}; inbound from "
-                f"pub1's other port {'in' if self.other_port else 'dropped'}, from a stranger "
-                f"{'in' if self.stranger else 'dropped'}")
-
-
-def check_nat(bed: NatBed, side: str, base_port: int = 5000) -> NatProbe:
-    """Probe side A's or B's gateway from its inside host: mapping (one socket to pub1 and pub2)
-    and filtering (another socket contacts pub1:3478 only; then pub1:3479 and the stranger send
-    to its mapped address). Compares with EXPECTED; mismatches land in .problems."""
-    gw, host, _wan, _lan = GATEWAYS[side]
-    reflectors = []
-    for pub in ("pub1", "pub2"):
-        r = bed.spawn(pub, f"reflector-{pub}", bed.helper_argv("udp-reflector", PUB_IPS[pub], *REFLECTOR_PORTS))
-        reflectors.append(r)
-    for r in reflectors:
-        r.wait_for(r"^ready", timeout=10, stream="stdout")
-    targets = [f"{PUB_IPS['pub1']}:{REFLECTOR_PORTS[0]}", f"{PUB_IPS['pub2']}:{REFLECTOR_PORTS[0]}"]
-    probe = bed.spawn(host, f"probe-{side}", bed.helper_argv(
-        "udp-probe", base_port, base_port + 1, ",".join(targets), targets[0]), stdin_pipe=True)
-    first = probe.wait_for(r"^(\{.*\})$", timeout=15, stream="stdout")
-    info = json.loads(first.group(1))
-    fip, fport = info["filter_mapped"]
-    senders = [
-        bed.spawn("pub1", f"send-other-{side}", bed.helper_argv(
-            "udp-send", PUB_IPS["pub1"], REFLECTOR_PORTS[1] + 10, fip, fport, "other-port", 5)),
-        bed.spawn("inet", f"send-stranger-{side}", bed.helper_argv(
-            "udp-send", STRANGER_IP, 40000, fip, fport, "stranger", 5)),
-    ]
-    for s in senders:
-        if s.popen.wait(timeout=15) != 0:
-            raise BedError(f"{s.name} failed: {s.stderr()[-400:]!r}")
-    probe.popen.stdin.close()  # the senders are done: the probe drains a moment and exits
-    if probe.popen.wait(timeout=15) != 0:
-        raise BedError(f"{probe.name} failed: {probe.stderr()[-400:]!r}")
-    for r in reflectors:
-        r.stop()
-    got = [json.loads(line) for line in probe.stdout().splitlines()[1:] if line.startswith("{")]
-    tags = {g["data"] for g in got}
-    result = NatProbe(side=side, nat=bed.nat[side], mapped={k: v[1] for k, v in info["mapped"].items()},
-                      local_port=info["local_port"], other_port="other-port" in tags, stranger="stranger" in tags)
-    want = EXPECTED[result.nat]
-    seen = result.observed()
-    for k, v in want.items():
-        if v is not None and seen[k] != v:
-            result.problems.append(f"{k}: want {v}, got {seen[k]}")
-    return result
-
-
-# --------------------------------------------------------------------------
-# punchgate nodes and trials
-
-def identity(punchgate: str, path: Path) -> str:
-    """Create (or read) an identity file with `punchgate id` (touches no network); its peer id."""
-    out = _run([punchgate, "--identity", str(path), "id"]).strip()
-    if not re.fullmatch(r"12D3KooW[1-9A-HJ-NP-Za-km-z]+", out):
-        raise BedError(f"`punchgate id` printed {out!r}")
-    return out
-
-
-@dataclass
-class Node:
-    proc: BedProc
-    peer_id: str
-    sock: Path
-    addr: Optional[str] = None  # dialable multiaddr with /p2p/, for public nodes
-
-
-def start_node(bed: NatBed, punchgate: str, ns: str, name: str, *args, listen: str) -> Node:
-    key = bed.workdir / f"{name}.key"
-    peer_id = identity(punchgate, key)
-    sock = bed.workdir / f"{name}.sock"
-    # Only our own flags: inherited PUNCHGATE_* variables would change the node's behaviour
-    # (the log level is kept; mDNS is off, there is no LAN peer to find).
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PUNCHGATE_") and k != "RUST_LOG"}
-    env = {"PUNCHGATE_MDNS": "false", "PUNCHGATE_LOG": os.environ.get("PUNCHGATE_LOG") or "info"}
-    proc = bed.spawn(ns, name, [punchgate, "--identity", key, "--listen", listen, "--control-socket", sock, *args],
-                     env=env, base_env=base)
-    return Node(proc=proc, peer_id=peer_id, sock=sock)
-
-
-class ControlClient:
-    """A line-JSON client of a node's control socket."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-        self.sock: Optional[socket.socket] = None
-        self.buf = b""
-        self.next_id = 1
-
-    def call(self, method: str, timeout: float = 2.0) -> Optional[dict]:
-        """The result, or None when the node is not answering (yet)."""
-        try:
-            if self.sock is None:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(timeout)
-                s.connect(self.path)
-                self.sock = s
-            rid = self.next_id
-            self.next_id += 1
-            self.sock.sendall(json.dumps({"id": rid, "method": method}).encode() + b"\n")
-            while True:
-                nl = self.buf.find(b"\n")
-                if nl >= 0:
-                    line, self.buf = self.buf[:nl], self.buf[nl + 1:]
-                    msg = json.loads(line)
-                    if msg.get("id") == rid:
-                        return msg.get("result") if msg.get("ok") else None
-                    continue
-                d = self.sock.recv(1 << 16)
-                if not d:
-                    raise OSError("control socket closed")
-                self.buf += d
-        except (OSError, ValueError):
-            self.close()
-            return None
-
-    def close(self) -> None:
-        if self.sock:
-            self.sock.close()
-        self.sock = None
-        self.buf = b""
-
-
-PUNCH_RX = re.compile(r"hole punch (succeeded|failed) (peer=\S+.*)$", re.M)
-MAPPING_RX = re.compile(r"nat mapping detected (mapping=\S+.*)$", re.M)
-
-
-@dataclass
-class TrialResult:
-    nat_a: str
-    nat_b: str
-    direct: bool = False
-    time_to_direct_ms: Optional[float] = None
-    final: str = "none"            # consumer's last view of the provider: direct, relayed or none
-    echo_ok: bool = False          # first echo through the tunnel (retried while it comes up)
-    echo_time_ms: Optional[float] = None
-    echo_after_ok: bool = False    # a second echo at the end of the trial (on the final path)
-    punch_lines: list = field(default_factory=list)
-    mapping_lines: list = field(default_factory=list)
-    why: str = ""
-    error: str = ""
-
-    @property
-    def pair(self) -> str:
-        return f"{self.nat_a}:{self.nat_b}"
-
-    def summary(self) -> str:
-        ttd = f"{self.time_to_direct_ms:.0f} ms" if self.time_to_direct_ms is not None else "-"
-        s = (f"{self.pair:>8}  {'direct ' if self.direct else 'relayed'}  to-direct {ttd:>8}  final {self.final:<7}"
-             f"  echo {'ok' if self.echo_ok else 'FAIL'}/{'ok' if self.echo_after_ok else 'FAIL'}")
-        if self.why:
-            s += f"  why={self.why!r}"
-        if self.error:
-            s += f"  error={self.error}"
-        return s
-
-
-def echo_payload(tag: str) -> bytes:
-    return (f"punchgate nat bed {tag} ".encode() * 64)[:4096]
-
-
-def run_trial(bed: NatBed, punchgate: str, extra_args: Sequence[str] = (), direct_within: float = 30.0,
-              poll: float = 0.1, stop_when_direct: bool = True, log: Callable[[str], None] = lambda s: None
-              ) -> TrialResult:
-    """One provider (hA, exposing a TCP echo) / consumer (hB, tunnel to it) run on a built bed.
-
-    Starts pub1 and pub2, waits for them to listen, starts the echo service and the provider
-    (bootstrapping to both public nodes), waits for its first relay reservation, then starts
-    the consumer; time to direct counts from the consumer's start. The echo runs (retried while
-    the tunnel comes up) in the background while the consumer's control socket is polled every
-    `poll` s for the provider's connection. The trial ends when the connection is direct (if
-    stop_when_direct) or after `direct_within` s; a second echo then checks the final path."""
-    res = TrialResult(bed.nat["A"], bed.nat["B"])
-    extra = list(extra_args)
-    pubs = {}
-    for pub in ("pub1", "pub2"):
-        listen = f"/ip4/{PUB_IPS[pub]}/udp/{NODE_PORT}/quic-v1"
-        n = start_node(bed, punchgate, pub, pub, *extra, listen=listen)
-        n.addr = f"{listen}/p2p/{n.peer_id}"
-        pubs[pub] = n
-    for n in pubs.values():
-        n.proc.wait_for(r"listening on " + re.escape(n.addr.split("/p2p/")[0]), timeout=20)
-    boot = []
-    for n in pubs.values():
-        boot += ["--bootstrap", n.addr]
-    listen_any = f"/ip4/0.0.0.0/udp/{NODE_PORT}/quic-v1"
-
-    echo = bed.spawn("hA", "echo-server", echo_server_argv())
-    echo_port = int(echo.wait_for(r"^port (\d+)", timeout=15, stream="stdout").group(1))
-    provider = start_node(bed, punchgate, "hA", "provider", *boot, "--expose", f"echo=127.0.0.1:{echo_port}",
-                          *extra, listen=listen_any)
-    provider.proc.wait_for(r"relay reservation accepted relay=", timeout=30)
-    log(f"  provider {provider.peer_id} reserved; starting consumer")
-
-    consumer = start_node(bed, punchgate, "hB", "consumer", *boot,
-                          "--tunnel", f"{provider.peer_id}:echo@127.0.0.1:{TUNNEL_PORT}", *extra, listen=listen_any)
-    t0 = consumer.proc.started
-    consumer.proc.wait_for(r"tunnel listening bind=127\.0\.0\.1:" + str(TUNNEL_PORT) + " ", timeout=20)
-    payload = echo_payload(res.pair)
-    echo1 = bed.spawn("hB", "echo-client", bed.helper_argv("echo-client", TUNNEL_PORT, payload.hex(), direct_within))
-
-    ctl = ControlClient(consumer.sock)
-    deadline = t0 + direct_within
-    try:
-        while time.monotonic() < deadline:
-            peers = ctl.call("peers")
-            if peers is not None:
-                mine = [p for p in peers.get("peers", []) if p.get("peer_id") == provider.peer_id]
-                if any(p.get("connection") == "direct" for p in mine):
-                    res.final = "direct"
-                    if not res.direct:
-                        res.direct = True
-                        res.time_to_direct_ms = (time.monotonic() - t0) * 1000
-                        log(f"  direct after {res.time_to_direct_ms:.0f} ms")
-                elif mine:
-                    res.final = "relayed"
-                else:
-                    res.final = "none"
-                if mine:
-                    res.why = "; ".join(sorted({str(p.get("why", "")) for p in mine}))
-            if not consumer.proc.alive() or not provider.proc.alive():
-                res.error = "a node died: " + ", ".join(
-                    f"{n.proc.name} rc={n.proc.popen.poll()}" for n in (provider, consumer) if not n.proc.alive())
-                break
-            if res.direct and stop_when_direct and echo1.popen.poll() is not None:
-                break
-            time.sleep(poll)
-        try:
-            echo1.popen.wait(timeout=max(1.0, deadline - time.monotonic()) + 20)
-        except subprocess.TimeoutExpired:
-            echo1.stop()
-        r1 = _echo_result(echo1)
-        res.echo_ok = bool(r1.get("ok"))
-        res.echo_time_ms = r1.get("elapsed_ms")
-        if not res.echo_ok and not res.error:
-            res.error = f"echo: {r1.get('error') or 'no result'}"
-        echo2 = bed.spawn("hB", "echo-client", bed.helper_argv("echo-client", TUNNEL_PORT, payload.hex(), 15))
-        try:
-            echo2.popen.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            echo2.stop()
-        r2 = _echo_result(echo2)
-        res.echo_after_ok = bool(r2.get("ok"))
-        # the final state, once more after the second echo
-        peers = ctl.call("peers")
-        if peers is not None:
-            mine = [p for p in peers.get("peers", []) if p.get("peer_id") == provider.peer_id]
-            res.final = "direct" if any(p.get("connection") == "direct" for p in mine) else (
-                "relayed" if mine else "none")
-            if mine:
-                res.why = "; ".join(sorted({str(p.get("why", "")) for p in mine}))
-    finally:
-        ctl.close()
-    for n, who in ((provider, "A"), (consumer, "B")):
-        text = n.proc.stderr()
-        for m in PUNCH_RX.finditer(text):
-            res.punch_lines.append(f"{who}: hole punch {m.group(1)} {m.group(2)}")
-        for m in MAPPING_RX.finditer(text):
-            res.mapping_lines.append(f"{who}: nat mapping detected {m.group(1)}")
-    return res
-
-
-def _echo_result(p: BedProc) -> dict:
-    for line in reversed(p.stdout().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    return {"ok": False, "error": f"echo client rc={p.popen.poll()} stderr={p.stderr()[-300:]!r}"}
-
-
-def run_pair(nat_a: str, nat_b: str, punchgate: str, workroot: Path, trials: int = 1, **kw) -> list[TrialResult]:
-    """`trials` trials, each on a freshly built bed (no conntrack or node state carried over)."""
-    out = []
-    for i in range(trials):
-        wd = workroot / f"{nat_a}-{nat_b}-{i + 1}"
-        with NatBed(nat_a, nat_b, wd) as bed:
-            try:
-                out.append(run_trial(bed, punchgate, **kw))
-            except BedError as e:
-                r = TrialResult(nat_a, nat_b, error=f"setup: {e}")
-                out.append(r)
-    return out
-
-
-def pct(n: int, d: int) -> str:
-    return f"{100 * n / d:.0f}%" if d else "-"
-
-
-def markdown_matrix(results: dict) -> str:
-    """results: (nat_a, nat_b) -> [TrialResult]. Rows: provider NAT (A), columns: consumer NAT (B)."""
-    cols = [b for b in NAT_TYPES if any(k[1] == b for k in results)]
-    rows = [a for a in NAT_TYPES if any(k[0] == a for k in results)]
-    lines = ["| A (provider) \\ B (consumer) | " + " | ".join(cols) + " |",
-             "|---|" + "---|" * len(cols)]
-    for a in rows:
-        cells = []
-        for b in cols:
-            rs = results.get((a, b))
-            if not rs:
-                cells.append("")
-                continue
-            times = [r.time_to_direct_ms for r in rs if r.time_to_direct_ms is not None]
-            med = f"{statistics.median(times) / 1000:.1f} s" if times else "-"
-            echo = sum(1 for r in rs if r.echo_ok and r.echo_after_ok)
-            cells.append(f"{pct(sum(r.direct for r in rs), len(rs))} direct, median {med}, echo {echo}/{len(rs)}")
-        lines.append(f"| **{a}** | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
-# helper programs (run inside namespaces)
-
-def _udp_reflector(ip: str, *ports: str) -> None:
-    """Answer each datagram with JSON {"seen": [src ip, src port]} from the socket it came in on."""
-    import selectors
-    sel = selectors.DefaultSelector()
-    for p in ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((ip, int(p)))
-        sel.register(s, selectors.EVENT_READ)
-    print("ready", flush=True)
-    while True:
-        for key, _ in sel.select():
-            data, src = key.fileobj.recvfrom(2048)
-            key.fileobj.sendto(json.dumps({"seen": list(src)}).encode(), src)
-
-
-def _ask(s: socket.socket, target: tuple, tries: int = 5) -> Optional[list]:
-    """Send to a reflector until it answers; the address it saw."""
-    s.settimeout(0.4)
-    for _ in range(tries):
-        s.sendto(b"probe", target)
-        try:
-            while True:
-                data, src = s.recvfrom(2048)
-                if src == target:
-                    return json.loads(data)["seen"]
-        except socket.timeout:
-            continue
-    return None
-
-
-def _addr(text: str) -> tuple:
-    ip, port = text.rsplit(":", 1)
-    return ip, int(port)
-
-
-def _udp_probe(map_port: str, filter_port: str, map_targets: str, filter_target: str) -> None:
-    """Mapping socket (map_port) asks each reflector in map_targets what it sees; filtering socket
-    (filter_port) asks filter_target only. Prints one JSON line with both, then one JSON line per
-    datagram the filtering socket receives from anyone else, until half a second after stdin
-    ends (the bed closes it once its senders are done; 15 s at most)."""
-    m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    m.bind(("0.0.0.0", int(map_port)))
-    mapped = {}
-    for t in map_targets.split(","):
-        seen = _ask(m, _addr(t))
-        if seen is None:
-            raise SystemExit(f"no answer from reflector {t}")
-        mapped[t] = seen
-    f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    f.bind(("0.0.0.0", int(filter_port)))
-    ft = _addr(filter_target)
-    fseen = _ask(f, ft)
-    if fseen is None:
-        raise SystemExit(f"no answer from reflector {filter_target}")
-    print(json.dumps({"local_port": int(map_port), "mapped": mapped, "filter_mapped": fseen}), flush=True)
-    import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(f, selectors.EVENT_READ)
-    sel.register(sys.stdin, selectors.EVENT_READ)
-    end = time.monotonic() + 15
-    while True:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        for key, _ in sel.select(left):
-            if key.fileobj is sys.stdin:
-                if not sys.stdin.readline():
-                    sel.unregister(sys.stdin)
-                    end = min(end, time.monotonic() + 0.5)
-                continue
-            data, src = f.recvfrom(2048)
-            if src != ft:  # else a late reflector answer
-                print(json.dumps({"from": list(src), "data": data.decode(errors="replace")}), flush=True)
-
-
-def _udp_send(bind_ip: str, bind_port: str, to_ip: str, to_port: str, data: str, count: str) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((bind_ip, int(bind_port)))
-    for _ in range(int(count)):
-        s.sendto(data.encode(), (to_ip, int(to_port)))
-        time.sleep(0.05)
-
-
-def _echo_client(port: str, payload_hex: str, within: str) -> None:
-    """Echo payload through 127.0.0.1:port, retrying (1 s apart) until it comes back intact or
-    `within` s pass; prints {"ok", "attempts", "elapsed_ms", "error"}."""
-    payload = bytes.fromhex(payload_hex)
-    t0 = time.monotonic()
-    deadline = t0 + float(within)
-    attempts, err = 0, ""
-    while True:
-        attempts += 1
-        try:
-            got = echo_once(int(port), payload, timeout=10)
-            if got == payload:
-                print(json.dumps({"ok": True, "attempts": attempts, "elapsed_ms": (time.monotonic() - t0) * 1000,
-                                  "error": ""}), flush=True)
-                return
-            err = f"got {len(got)} bytes back, want the {len(payload)} sent"
-        except OSError as e:
-            err = f"{type(e).__name__}: {e}"
-        if time.monotonic() + 1 >= deadline:
-            break
-        time.sleep(1)
-    print(json.dumps({"ok": False, "attempts": attempts, "elapsed_ms": (time.monotonic() - t0) * 1000,
-                      "error": err}), flush=True)
-
-
-_HELPERS = {
-    "udp-reflector": _udp_reflector,
-    "udp-probe": _udp_probe,
-    "udp-send": _udp_send,
-    "echo-client": _echo_client,
-}
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in _HELPERS:
-        raise SystemExit(f"usage: {sys.argv[0]} {{{'|'.join(_HELPERS)}}} ARGS…")
-    _HELPERS[sys.argv[1]](*sys.argv[2:])
