@@ -86,6 +86,8 @@ def nft_ruleset(nat: str, lan_host: str) -> str:
     if nat not in NAT_TYPES:
         raise BedError(f"unknown NAT type {nat!r} (expected one of {', '.join(NAT_TYPES)})")
     pre, extra_chains, sets = [], [], []
+    # Linux masquerade keeps the inside port whenever the translated tuple stays unique, so with
+    # one inside host the mapping is endpoint-independent; fully-random draws a port per flow.
     masq = "masquerade fully-random" if nat == "SYM" else "masquerade persistent"
     if nat == "FC":
         # Ports are kept (single inside host, no clashes), so the mapped port is the inside port.
@@ -282,8 +284,8 @@ class NatBed:
 
     def _build(self) -> None:
         for short in self.NAMESPACES:
+            self._created.append(short)  # first: a signal right after the add must not leak it
             run_cmd(["ip", "netns", "add", self.ns(short)])
-            self._created.append(short)
             self._ip(short, "link", "set", "lo", "up")
             # IPv4 only: no link-local v6 chatter, no v6 addresses in identify
             self._sysctl(short, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
