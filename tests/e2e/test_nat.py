@@ -45,6 +45,8 @@ def trial(h, nat_a: str, nat_b: str, stop_when_direct: bool = True) -> nat_trial
     for line in r.mapping_lines + r.punch_lines:
         print(f"    {line}")
     check(not r.error, f"{r.pair}: {r.error}")
+    unclean = {k: v for k, v in r.exit_codes.items() if v != 0}
+    check(not unclean, f"{r.pair}: nodes did not exit 0 on SIGTERM: {unclean}")
     return r
 
 

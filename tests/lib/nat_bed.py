@@ -164,6 +164,10 @@ class BedProc:
                 raise BedError(f"timed out after {timeout:.0f}s waiting for /{pattern}/ from {self.name}")
             time.sleep(0.05)
 
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            _killpg(self.pid, sig)
+
     def stop(self, timeout: float = 3.0) -> None:
         """SIGTERM the group, then SIGKILL what is left."""
         if self.popen.poll() is None:
@@ -311,8 +315,9 @@ class NatBed:
             self._ip(host, "link", "set", "lan", "up")
             self._ip(host, "route", "add", "default", "via", f"{lan}.1")
             self._sysctl(gw, "net.ipv4.ip_forward=1")
-            run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"],
-                 input=nft_ruleset(self.nat[side], f"{lan}.2"))
+            rules = nft_ruleset(self.nat[side], f"{lan}.2")
+            (self.workdir / f"{gw}-{self.nat[side]}.nft").write_text(rules)  # for whoever reads the logs
+            run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"], input=rules)
 
     # -- processes ----------------------------------------------------------
     def spawn(self, ns: str, name: str, argv: Sequence, env: Optional[dict] = None,

@@ -14,6 +14,7 @@ sys.dont_write_bytecode = True
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -123,6 +124,7 @@ class TrialResult:
     mapping_lines: list = field(default_factory=list)
     why: str = ""
     error: str = ""
+    exit_codes: dict = field(default_factory=dict)  # node -> exit status after SIGTERM (0 = clean)
 
     @property
     def pair(self) -> str:
@@ -134,6 +136,9 @@ class TrialResult:
              f"  echo {'ok' if self.echo_ok else 'FAIL'}/{'ok' if self.echo_after_ok else 'FAIL'}")
         if self.why:
             s += f"  why={self.why!r}"
+        unclean = {k: v for k, v in self.exit_codes.items() if v != 0}
+        if unclean:
+            s += f"  unclean exit={unclean}"
         if self.error:
             s += f"  error={self.error}"
         return s
@@ -154,20 +159,33 @@ def provider_view(ctl: ControlClient, provider: str) -> Optional[tuple[str, str]
     return state, "; ".join(sorted({str(p.get("why", "")) for p in mine}))
 
 
-def start_public(bed: NatBed, punchgate: str, extra: Sequence[str]) -> list[str]:
-    """pub1 and pub2 (no --bootstrap: public, relay servers), listening; the --bootstrap flags
-    that name both."""
+def stop_nodes(procs: Sequence[BedProc], timeout: float = 15) -> dict:
+    """SIGTERM all at once; name -> exit status (None: still running after timeout, killed).
+    A node must exit 0 (under ASan a leak or error report makes it fail)."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    codes = {}
+    for p in procs:
+        try:
+            codes[p.name] = p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            codes[p.name] = None
+            p.stop()
+    return codes
+
+
+def start_public(bed: NatBed, punchgate: str, extra: Sequence[str]) -> list[Node]:
+    """pub1 and pub2 (no --bootstrap: public, relay servers), listening."""
     nodes = []
     for pub in ("pub1", "pub2"):
         listen = f"/ip4/{PUB_IPS[pub]}/udp/{NODE_PORT}/quic-v1"
         n = start_node(bed, punchgate, pub, pub, *extra, listen=listen)
         n.addr = f"{listen}/p2p/{n.peer_id}"
         nodes.append((n, listen))
-    boot = []
     for n, listen in nodes:
         n.proc.wait_for(r"listening on " + re.escape(listen), timeout=20)
-        boot += ["--bootstrap", n.addr]
-    return boot
+    return [n for n, _ in nodes]
 
 
 def run_echo(bed: NatBed, payload: bytes, within: float) -> BedProc:
@@ -199,10 +217,12 @@ def run_trial(bed: NatBed, punchgate: str, extra_args: Sequence[str] = (), direc
     direct counts from the consumer's start. An echo runs (retried while the tunnel comes up)
     while the consumer's control socket is polled every `poll` s for its connection to the
     provider. The trial ends once direct (with stop_when_direct) and the echo is done, or after
-    `direct_within` s; a second echo then checks the final path. Setup problems raise BedError."""
+    `direct_within` s; a second echo then checks the final path, and the nodes are stopped with
+    SIGTERM (exit_codes). Setup problems raise BedError."""
     res = TrialResult(bed.nat["A"], bed.nat["B"])
     extra = list(extra_args)
-    boot = start_public(bed, punchgate, extra)
+    pubs = start_public(bed, punchgate, extra)
+    boot = [arg for n in pubs for arg in ("--bootstrap", n.addr)]
     listen_any = f"/ip4/0.0.0.0/udp/{NODE_PORT}/quic-v1"
     echo = bed.spawn("hA", "echo-server", echo_server_argv())
     echo_port = int(echo.wait_for(r"^port (\d+)", timeout=15, stream="stdout").group(1))
@@ -248,6 +268,7 @@ def run_trial(bed: NatBed, punchgate: str, extra_args: Sequence[str] = (), direc
             res.final, res.why = view
     finally:
         ctl.close()
+    res.exit_codes = stop_nodes([n.proc for n in (*pubs, provider, consumer)])
     for n, who in ((provider, "A"), (consumer, "B")):
         text = n.proc.stderr()
         res.punch_lines += [f"{who}: hole punch {m.group(1)} {m.group(2)}" for m in PUNCH_RX.finditer(text)]
