@@ -13,6 +13,8 @@ whatever happens. Needs root, iproute2 and nftables; without them every test fai
   - PRC <-> PRC: hole punching makes the connection direct; the echo passes
   - SYM <-> SYM: no punch can work, the connection stays relayed; the echo passes over the relay
   - FC <-> SYM: direct (the symmetric side's dial gets through the full cone); the echo passes
+  - SYM+UPNP <-> SYM: miniupnpd on the provider's gateway; the provider maps its port and the
+    connection is direct (needs miniupnpd-nftables)
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def bed_for(h, nat_a: str, nat_b: str) -> NatBed:
 def trial(h, nat_a: str, nat_b: str, stop_when_direct: bool = True) -> nat_trial.TrialResult:
     with bed_for(h, nat_a, nat_b) as bed:
         r = nat_trial.run_trial(bed, h.punchgate, direct_within=DIRECT_WITHIN, stop_when_direct=stop_when_direct,
-                              log=print)
+                                log=print)
     print("  " + r.summary())
     for line in r.mapping_lines + r.punch_lines:
         print(f"    {line}")
@@ -51,15 +53,15 @@ def trial(h, nat_a: str, nat_b: str, stop_when_direct: bool = True) -> nat_trial
 
 
 def test_nat_types(h):
-    """Every gateway type maps and filters as its name says; teardown removes the namespaces and
-    the processes in them."""
+    """Every gateway type maps and filters as its name says, also with miniupnpd beside it;
+    teardown removes the namespaces and the processes in them."""
     problems = []
-    for a, b in (("FC", "RC"), ("PRC", "SYM")):
+    for a, b in nat_probe.SELF_CHECK_BEDS:
         with bed_for(h, a, b) as bed:
             for side in ("A", "B"):
                 r = nat_probe.check_nat(bed, side)
                 print("  " + r.describe())
-                problems += [f"{r.nat}: {p}" for p in r.problems]
+                problems += [f"{r.spec}: {p}" for p in r.problems]
             prefix, procs = bed.prefix, list(bed.procs)
         left = [ns for ns in nat_bed.list_namespaces() if ns.startswith(prefix)]
         check(not left, f"teardown left namespaces behind: {left}")
@@ -87,11 +89,22 @@ def test_fc_sym_direct(h):
     check(r.direct and r.final == "direct", f"FC:SYM did not end direct within {DIRECT_WITHIN:.0f} s: {r.summary()}")
 
 
+def test_sym_upnp_sym_direct(h):
+    """The provider's symmetric gateway runs miniupnpd: the provider maps its port (NAT-PMP) and
+    the consumer, symmetric too, reaches it directly (SYM <-> SYM alone stays relayed)."""
+    r = trial(h, "SYM+UPNP", "SYM")
+    check(any(line.startswith("A: port mapping added") for line in r.mapping_lines),
+          f"the provider logged no port mapping: {r.mapping_lines}")
+    check(r.echo_ok and r.echo_after_ok, f"SYM+UPNP:SYM echo through the tunnel failed: {r.summary()}")
+    check(r.direct and r.final == "direct",
+          f"SYM+UPNP:SYM did not end direct within {DIRECT_WITHIN:.0f} s: {r.summary()}")
+
+
 def preflight(args):
     return nat_bed.preflight() or check_punchgate_binary(args)
 
 
 if __name__ == "__main__":
     isolate_env(keep_log_level=True)
-    main([test_nat_types, test_prc_prc_direct, test_sym_sym_relayed, test_fc_sym_direct],
+    main([test_nat_types, test_prc_prc_direct, test_sym_sym_relayed, test_fc_sym_direct, test_sym_upnp_sym_direct],
          description=__doc__, preflight=preflight)

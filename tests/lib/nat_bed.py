@@ -22,6 +22,10 @@ Every gateway drops unsolicited inbound traffic to itself (input: wan, ct state 
 routers do; otherwise an early punch packet would leave a conntrack entry on the gateway that
 makes masquerade pick another port for the inside host's own flow.
 
+A gateway may also run miniupnpd ("PRC+UPNP"): NAT-PMP and UPnP-IGD port mapping for the host
+behind it. miniupnpd refuses reserved WAN addresses, so such a bed uses 11.22.33.0/24 instead
+of 203.0.113.0/24 (nothing leaves the namespaces either way).
+
 nat_probe.py checks that each type behaves so; nat_trial.py runs punchgate across the bed.
 """
 
@@ -50,14 +54,20 @@ NAT_NAMES = {
     "SYM": "symmetric",
 }
 
+# The bed's "internet": RFC 5737 documentation addresses, except when a gateway runs miniupnpd,
+# which refuses reserved WAN addresses (nothing leaves the namespaces either way; test_portmap
+# uses the same range).
 NET = "203.0.113"
-STRANGER_IP = f"{NET}.254"
-PUB_IPS = {"pub1": f"{NET}.1", "pub2": f"{NET}.2"}
-GATEWAYS = {
-    # side: (gateway ns, host ns, WAN ip, LAN prefix)
-    "A": ("gwA", "hA", f"{NET}.11", "10.1.0"),
-    "B": ("gwB", "hB", f"{NET}.12", "10.2.0"),
-}
+NET_UPNP = "11.22.33"
+LANS = {"A": ("gwA", "hA", "10.1.0"), "B": ("gwB", "hB", "10.2.0")}  # side: gateway ns, host ns, LAN /24
+
+
+def parse_gateway(spec: str) -> tuple[str, bool]:
+    """"PRC" or "PRC+UPNP" (miniupnpd on the gateway, NAT-PMP and UPnP-IGD): (NAT type, upnp)."""
+    base, _, extra = spec.upper().partition("+")
+    if base not in NAT_TYPES or extra not in ("", "UPNP"):
+        raise BedError(f"unknown gateway {spec!r}: want one of {', '.join(NAT_TYPES)}, optionally with +UPNP")
+    return base, extra == "UPNP"
 
 
 class BedError(RuntimeError):
@@ -117,6 +127,37 @@ def nft_ruleset(nat: str, lan_host: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The chains miniupnpd fills (Debian's nft_init.sh needs a helper it does not ship). No
+# masquerade here: the natbed table does that.
+MINIUPNPD_TABLE = """table inet miniupnpd {
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+"""
+
+MINIUPNPD_CONF = """ext_ifname=wan
+listening_ip=lan
+http_port=0
+enable_natpmp=yes
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
+upnp_table_name=miniupnpd
+upnp_nat_table_name=miniupnpd
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+lease_file={leases}
+allow 1024-65535 {lan}.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+"""
+
+
 # --------------------------------------------------------------------------
 # processes inside the bed
 
@@ -139,6 +180,7 @@ class BedProc:
                                           stdout=out, stderr=err, env=full_env, start_new_session=True)
         self.pid = self.popen.pid
         self.started = time.monotonic()
+        self._killed = False
 
     def stdout(self) -> str:
         return _read(self.stdout_path)
@@ -154,7 +196,8 @@ class BedProc:
         deadline = time.monotonic() + timeout
         while True:
             exited = self.popen.poll() is not None
-            m = rx.search(self.stderr() if stream == "stderr" else self.stdout())
+            text = {"stderr": self.stderr, "stdout": self.stdout}.get(stream, lambda: self.stdout() + self.stderr())()
+            m = rx.search(text)
             if m:
                 return m
             if exited:
@@ -176,6 +219,13 @@ class BedProc:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the group, once: after that its id may belong to someone else."""
+        if self._killed:
+            return
+        self._killed = True
         _killpg(self.pid, signal.SIGKILL)
         try:
             self.popen.wait(timeout=5)
@@ -243,12 +293,17 @@ class NatBed:
 
     NAMESPACES = ("inet", "pub1", "pub2", "gwA", "hA", "gwB", "hB")
 
-    def __init__(self, nat_a: str, nat_b: str, workdir: Path | str,
+    def __init__(self, gw_a: str, gw_b: str, workdir: Path | str,
                  on_spawn: Optional[Callable[[BedProc], None]] = None):
-        for n in (nat_a, nat_b):
-            if n not in NAT_TYPES:
-                raise BedError(f"unknown NAT type {n!r} (expected one of {', '.join(NAT_TYPES)})")
-        self.nat = {"A": nat_a, "B": nat_b}
+        """gw_a, gw_b: the gateways' types, "FC", "RC", "PRC" or "SYM", each optionally "+UPNP"."""
+        self.spec = {"A": gw_a.upper(), "B": gw_b.upper()}
+        parsed = {side: parse_gateway(spec) for side, spec in self.spec.items()}
+        self.nat = {side: p[0] for side, p in parsed.items()}
+        self.upnp = {side: p[1] for side, p in parsed.items()}
+        net = NET_UPNP if any(self.upnp.values()) else NET
+        self.pub_ips = {"pub1": f"{net}.1", "pub2": f"{net}.2"}
+        self.stranger_ip = f"{net}.254"
+        self.wan_ips = {"A": f"{net}.11", "B": f"{net}.12"}
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         # pgnat<pid>x<n>-: unique per process and bed; the pid lets stale-bed cleanup skip live runs
@@ -294,11 +349,11 @@ class NatBed:
             # IPv4 only: no link-local v6 chatter, no v6 addresses in identify
             self._sysctl(short, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
         self._ip("inet", "link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0")
-        self._ip("inet", "addr", "add", f"{STRANGER_IP}/24", "dev", "br0")
+        self._ip("inet", "addr", "add", f"{self.stranger_ip}/24", "dev", "br0")
         self._ip("inet", "link", "set", "br0", "up")
-        wan = dict(PUB_IPS)
-        for side, (gw, _host, wan_ip, _lan) in GATEWAYS.items():
-            wan[gw] = wan_ip
+        wan = dict(self.pub_ips)
+        for side, (gw, _host, _lan) in LANS.items():
+            wan[gw] = self.wan_ips[side]
         for short, ip in wan.items():
             # Made inside inet with the peer put straight into the node's namespace: nothing is
             # ever created in the caller's namespace, so no temporary names are needed.
@@ -307,7 +362,7 @@ class NatBed:
             self._ip("inet", "link", "set", port, "master", "br0", "up")
             self._ip(short, "addr", "add", f"{ip}/24", "dev", "wan")
             self._ip(short, "link", "set", "wan", "up")
-        for side, (gw, host, _wan_ip, lan) in GATEWAYS.items():
+        for side, (gw, host, lan) in LANS.items():
             self._ip(gw, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", self.ns(host))
             self._ip(gw, "addr", "add", f"{lan}.1/24", "dev", "lan")
             self._ip(gw, "link", "set", "lan", "up")
@@ -318,6 +373,21 @@ class NatBed:
             rules = nft_ruleset(self.nat[side], f"{lan}.2")
             (self.workdir / f"{gw}-{self.nat[side]}.nft").write_text(rules)  # for whoever reads the logs
             run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"], input=rules)
+            if self.upnp[side]:
+                self._start_miniupnpd(side)
+
+    def _start_miniupnpd(self, side: str) -> None:
+        """miniupnpd (NAT-PMP and UPnP-IGD) on the gateway, filling chains of its own table; the
+        natbed table's masquerade and rules stay as they are."""
+        gw, _host, lan = LANS[side]
+        binary = shutil.which("miniupnpd")
+        if not binary:
+            raise BedError("a +UPNP gateway needs miniupnpd (Debian package miniupnpd-nftables; ./scripts/deps.sh)")
+        run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"], input=MINIUPNPD_TABLE)
+        conf = self.workdir / f"{gw}-miniupnpd.conf"
+        conf.write_text(MINIUPNPD_CONF.format(lan=lan, leases=self.workdir / f"{gw}-miniupnpd.leases"))
+        p = self.spawn(gw, f"miniupnpd-{gw}", [binary, "-f", conf, "-P", self.workdir / f"{gw}-miniupnpd.pid", "-d"])
+        p.wait_for(r"Listening for NAT-PMP", timeout=20, stream="both")
 
     # -- processes ----------------------------------------------------------
     def spawn(self, ns: str, name: str, argv: Sequence, env: Optional[dict] = None,
@@ -354,15 +424,14 @@ class NatBed:
 
     def _teardown(self) -> None:
         for p in self.procs:
-            if p.alive():
-                _killpg(p.pid, signal.SIGTERM)
+            p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 3
         for p in self.procs:
             try:
                 p.popen.wait(timeout=max(0.05, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pass
-            _killpg(p.pid, signal.SIGKILL)
+                p.kill()
+        # Whatever is still inside (children of ours included) dies with its namespace's pids.
         for short in reversed(self._created):
             kill_namespace_pids(self.ns(short))
         for short in reversed(self._created):

@@ -2,6 +2,7 @@
 
 From the inside host, one socket asks reflectors on pub1 and pub2 which address they see
 (mapping: the same external port for both, and the socket's own port, unless symmetric);
+miniupnpd on a gateway (+UPNP) must not change any of it (the probe's ports are not mapped);
 another socket contacts pub1 only, then pub1 from another port and the stranger (the bridge's
 own address, never contacted) send to its mapped address (filtering).
 
@@ -27,7 +28,7 @@ from typing import Optional  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nat_bed import GATEWAYS, NAT_NAMES, PUB_IPS, STRANGER_IP, BedError, NatBed  # noqa: E402
+from nat_bed import LANS, NAT_NAMES, BedError, NatBed  # noqa: E402
 
 REFLECTOR_PORT = 3478
 OTHER_PORT = 3479  # pub1's second source port for the filtering check
@@ -37,6 +38,9 @@ OTHER_PORT = 3479  # pub1's second source port for the filtering check
 #   preserved: that port is the inside socket's own port (FC and RC rules rely on it)
 #   other_port: a datagram from the contacted IP but another port gets in
 #   stranger: a datagram from an IP never contacted gets in
+# Beds that together probe every NAT type, alone and with miniupnpd beside it.
+SELF_CHECK_BEDS = (("FC", "RC"), ("PRC", "SYM"), ("PRC+UPNP", "SYM+UPNP"))
+
 EXPECTED = {
     "FC": dict(same_port=True, preserved=True, other_port=True, stranger=True),
     "RC": dict(same_port=True, preserved=True, other_port=True, stranger=False),
@@ -48,7 +52,8 @@ EXPECTED = {
 @dataclass
 class NatProbe:
     side: str
-    nat: str
+    nat: str                # the NAT type (spec without +UPNP)
+    spec: str               # the gateway as given, e.g. PRC+UPNP
     mapped: dict            # reflector -> external port seen for the mapping socket
     local_port: int         # the mapping socket's own port
     other_port: bool        # a datagram from pub1's other port reached the filtering socket
@@ -69,7 +74,7 @@ class NatProbe:
 
     def describe(self) -> str:
         ports = ", ".join(f"{k}={v}" for k, v in sorted(self.mapped.items()))
-        return (f"side {self.side} {self.nat:>3} ({NAT_NAMES[self.nat]}): local port {self.local_port}, mapped "
+        return (f"side {self.side} {self.spec} ({NAT_NAMES[self.nat]}): local port {self.local_port}, mapped "
                 f"{ports}; inbound from pub1's other port {'in' if self.other_port else 'dropped'}, from a "
                 f"stranger {'in' if self.stranger else 'dropped'}")
 
@@ -77,14 +82,14 @@ class NatProbe:
 def check_nat(bed: NatBed, side: str, base_port: int = 5000) -> NatProbe:
     """Probe side A's or B's gateway from its inside host and compare with EXPECTED; mismatches
     land in .problems. BedError when the probe itself could not run."""
-    _gw, host, _wan, _lan = GATEWAYS[side]
+    _gw, host, _lan = LANS[side]
     me = __file__
-    reflectors = [bed.spawn(pub, f"reflector-{pub}", bed.helper_argv(me, "reflector", PUB_IPS[pub], REFLECTOR_PORT))
+    reflectors = [bed.spawn(pub, f"reflector-{pub}", bed.helper_argv(me, "reflector", bed.pub_ips[pub], REFLECTOR_PORT))
                   for pub in ("pub1", "pub2")]
     try:
         for r in reflectors:
             r.wait_for(r"^ready", timeout=10, stream="stdout")
-        targets = [f"{PUB_IPS[p]}:{REFLECTOR_PORT}" for p in ("pub1", "pub2")]
+        targets = [f"{bed.pub_ips[p]}:{REFLECTOR_PORT}" for p in ("pub1", "pub2")]
         probe = bed.spawn(host, f"probe-{side}", bed.helper_argv(
             me, "probe", base_port, base_port + 1, ",".join(targets), targets[0]), stdin_pipe=True)
         first = probe.wait_for(r"^(\{.*\})$", timeout=15, stream="stdout")
@@ -92,9 +97,9 @@ def check_nat(bed: NatBed, side: str, base_port: int = 5000) -> NatProbe:
         fip, fport = info["filter_mapped"]
         senders = [
             bed.spawn("pub1", f"send-other-{side}",
-                      bed.helper_argv(me, "send", PUB_IPS["pub1"], OTHER_PORT, fip, fport, "other-port", 5)),
+                      bed.helper_argv(me, "send", bed.pub_ips["pub1"], OTHER_PORT, fip, fport, "other-port", 5)),
             bed.spawn("inet", f"send-stranger-{side}",
-                      bed.helper_argv(me, "send", STRANGER_IP, 40000, fip, fport, "stranger", 5)),
+                      bed.helper_argv(me, "send", bed.stranger_ip, 40000, fip, fport, "stranger", 5)),
         ]
         for s in senders:
             if s.popen.wait(timeout=15) != 0:
@@ -107,7 +112,7 @@ def check_nat(bed: NatBed, side: str, base_port: int = 5000) -> NatProbe:
             r.stop()
     got = [json.loads(line) for line in probe.stdout().splitlines()[1:] if line.startswith("{")]
     tags = {g["data"] for g in got}
-    result = NatProbe(side=side, nat=bed.nat[side], mapped={k: v[1] for k, v in info["mapped"].items()},
+    result = NatProbe(side=side, nat=bed.nat[side], spec=bed.spec[side], mapped={k: v[1] for k, v in info["mapped"].items()},
                       local_port=info["local_port"], other_port="other-port" in tags, stranger="stranger" in tags)
     seen = result.observed()
     for k, want in EXPECTED[result.nat].items():

@@ -25,7 +25,7 @@ from typing import Callable, Optional, Sequence  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nat_bed import NAT_TYPES, PUB_IPS, BedError, BedProc, NatBed, run_cmd  # noqa: E402
+from nat_bed import NAT_TYPES, BedError, BedProc, NatBed, run_cmd  # noqa: E402
 # The harness' echo server and client; importing them also installs the harness' signal handlers
 # (kill its processes, then SystemExit), so this comes before a caller installs the bed's own.
 from punchgate_helpers import echo_once, echo_server_argv  # noqa: E402
@@ -107,7 +107,7 @@ class ControlClient:
 
 
 PUNCH_RX = re.compile(r"hole punch (succeeded|failed) (peer=\S+.*)$", re.M)
-MAPPING_RX = re.compile(r"nat mapping detected (mapping=\S+.*)$", re.M)
+MAPPING_RX = re.compile(r"(nat mapping detected mapping=\S+.*|port mapping added .*)$", re.M)
 
 
 @dataclass
@@ -121,7 +121,7 @@ class TrialResult:
     echo_time_ms: Optional[float] = None
     echo_after_ok: bool = False    # a second echo at the end of the trial (on the final path)
     punch_lines: list = field(default_factory=list)
-    mapping_lines: list = field(default_factory=list)
+    mapping_lines: list = field(default_factory=list)  # nat mapping detected / port mapping added
     why: str = ""
     error: str = ""
     exit_codes: dict = field(default_factory=dict)  # node -> exit status after SIGTERM (0 = clean)
@@ -131,6 +131,8 @@ class TrialResult:
         return f"{self.nat_a}:{self.nat_b}"
 
     def summary(self) -> str:
+        if self.error.startswith("setup:"):
+            return f"{self.pair:>8}  SETUP ERROR {self.error[len('setup:'):].strip()}"
         ttd = f"{self.time_to_direct_ms:.0f} ms" if self.time_to_direct_ms is not None else "-"
         s = (f"{self.pair:>8}  {'direct ' if self.direct else 'relayed'}  to-direct {ttd:>8}  final {self.final:<7}"
              f"  echo {'ok' if self.echo_ok else 'FAIL'}/{'ok' if self.echo_after_ok else 'FAIL'}")
@@ -179,7 +181,7 @@ def start_public(bed: NatBed, punchgate: str, extra: Sequence[str]) -> list[Node
     """pub1 and pub2 (no --bootstrap: public, relay servers), listening."""
     nodes = []
     for pub in ("pub1", "pub2"):
-        listen = f"/ip4/{PUB_IPS[pub]}/udp/{NODE_PORT}/quic-v1"
+        listen = f"/ip4/{bed.pub_ips[pub]}/udp/{NODE_PORT}/quic-v1"
         n = start_node(bed, punchgate, pub, pub, *extra, listen=listen)
         n.addr = f"{listen}/p2p/{n.peer_id}"
         nodes.append((n, listen))
@@ -219,7 +221,7 @@ def run_trial(bed: NatBed, punchgate: str, extra_args: Sequence[str] = (), direc
     provider. The trial ends once direct (with stop_when_direct) and the echo is done, or after
     `direct_within` s; a second echo then checks the final path, and the nodes are stopped with
     SIGTERM (exit_codes). Setup problems raise BedError."""
-    res = TrialResult(bed.nat["A"], bed.nat["B"])
+    res = TrialResult(bed.spec["A"], bed.spec["B"])
     extra = list(extra_args)
     pubs = start_public(bed, punchgate, extra)
     boot = [arg for n in pubs for arg in ("--bootstrap", n.addr)]
@@ -272,7 +274,7 @@ def run_trial(bed: NatBed, punchgate: str, extra_args: Sequence[str] = (), direc
     for n, who in ((provider, "A"), (consumer, "B")):
         text = n.proc.stderr()
         res.punch_lines += [f"{who}: hole punch {m.group(1)} {m.group(2)}" for m in PUNCH_RX.finditer(text)]
-        res.mapping_lines += [f"{who}: nat mapping detected {m.group(1)}" for m in MAPPING_RX.finditer(text)]
+        res.mapping_lines += [f"{who}: {m.group(1)}" for m in MAPPING_RX.finditer(text)]
     return res
 
 
@@ -282,8 +284,9 @@ def pct(n: int, d: int) -> str:
 
 def markdown_matrix(results: dict) -> str:
     """results: (nat_a, nat_b) -> [TrialResult]. Rows: provider NAT (A), columns: consumer NAT (B)."""
-    cols = [b for b in NAT_TYPES if any(k[1] == b for k in results)]
-    rows = [a for a in NAT_TYPES if any(k[0] == a for k in results)]
+    order = [*NAT_TYPES, *(f"{t}+UPNP" for t in NAT_TYPES)]
+    cols = [b for b in order if any(k[1] == b for k in results)]
+    rows = [a for a in order if any(k[0] == a for k in results)]
     lines = ["| A (provider) \\ B (consumer) | " + " | ".join(cols) + " |",
              "|---|" + "---|" * len(cols)]
     for a in rows:
