@@ -65,6 +65,14 @@ Bytes DcutrInitiator::connect(uint64_t now_ms) {
   return framed(DcutrType::Connect, our_addrs_);
 }
 
+void DcutrInitiator::new_stream() {
+  reader_ = UvarintFrameReader{kMaxDcutrMessageSize};
+  if (awaiting_) {
+    awaiting_ = false;
+    --attempt_;
+  }
+}
+
 Result<DcutrStep> DcutrInitiator::feed(BytesView data, uint64_t now_ms) {
   if (failed_) return make_error("dcutr exchange failed earlier");
   if (!awaiting_) {
