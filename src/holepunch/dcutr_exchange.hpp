@@ -33,8 +33,10 @@ struct DcutrStep {
   std::optional<DcutrPunch> punch;
 };
 
-// Addresses a punch can use: parseable QUIC v1 addresses that do not go through a relay,
-// without duplicates, in the order given.
+// An address worth offering or punching to: QUIC v1, not through a relay, not loopback or
+// unspecified (a peer's 127.0.0.1:4001 is our own host, likely our own listener).
+bool dcutr_punchable(const Multiaddr& a);
+// Addresses a punch can use: the parseable punchable ones, without duplicates, in the order given.
 std::vector<Multiaddr> dcutr_dialable(const std::vector<Bytes>& raw);
 
 class DcutrInitiator {

@@ -104,7 +104,7 @@ HolePuncher::Session* HolePuncher::find(const PeerId& peer) {
 std::vector<Multiaddr> HolePuncher::candidate_addrs() const {
   std::vector<Multiaddr> out;
   auto add = [&](const Multiaddr& a) {
-    if (a.is_relayed() || out.size() >= kMaxDcutrAddrs) return;
+    if (!dcutr_punchable(a) || out.size() >= kMaxDcutrAddrs) return;
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   };
   // Unconfirmed observations too: with one public peer nothing is ever confirmed, and a wrong

@@ -329,6 +329,8 @@ def test_js_dials_our_node_we_initiate(h):
         check([m.group(1) for m in syncs] == ["1", "2", "3"], f"our attempts: {[m.group(0) for m in syncs]}")
         check(all(f"/ip4/{WAN['hB']}/udp/{PORT}/quic-v1" in m.group(2) for m in syncs),
               f"js did not offer its announced address: {syncs[0].group(2)}")
+        # js offers its loopback listen address too; for us that is our own host: not punched to
+        check(not any("/ip4/127." in m.group(2) for m in syncs), f"we punch to js's loopback: {syncs[0].group(2)}")
         failed = prov.proc.wait_for(rf"hole punch failed peer={js_id} reason=(.*)$", timeout=15)
         check("no direct connection after 3 attempts" in failed.group(1), f"our punch ended: {failed.group(0)}")
         # js's side of each exchange: it read our CONNECT and SYNC and dialed our NAT's address
@@ -361,6 +363,7 @@ def test_our_node_dials_js_js_initiates(h):
                          JS_ROUNDS_WITHIN, count=3)
         check(all(f"/ip4/{WAN['hA']}/udp/{PORT}/quic-v1" in m.group(1) for m in syncs),
               f"js did not offer its announced address: {syncs[0].group(1)}")
+        check(not any("/ip4/127." in m.group(1) for m in syncs), f"we punch to js's loopback: {syncs[0].group(1)}")
         errs = wait_log(js, r"error while attempting DCUtR on attempt (\d) of 3", JS_ROUNDS_WITHIN, count=3)
         check([m.group(1) for m in errs] == ["1", "2", "3"], f"js attempts: {[m.group(0) for m in errs]}")
         wait_log(js, r"B dialing \[\s*Multiaddr\(/ip4/" + re.escape(WAN["hB"]) + rf"/udp/{PORT}/quic-v1", 5, count=3)

@@ -53,6 +53,10 @@ TEST(Dcutr, DialableKeepsDirectQuicAddressesOnce) {
       ma("/ip4/10.0.0.9/udp/4001/quic-v1/p2p/" + r.to_base58() + "/p2p-circuit").to_bytes(),
       Bytes("\xff\xff", 2),  // not a multiaddr
       ma("/ip6/2001:db8::1/udp/5/quic-v1").to_bytes(),
+      // js-libp2p offers its loopback listen address: for us that is our own host
+      ma("/ip4/127.0.0.1/udp/4001/quic-v1").to_bytes(),
+      ma("/ip6/::1/udp/4001/quic-v1").to_bytes(),
+      ma("/ip4/0.0.0.0/udp/4001/quic-v1").to_bytes(),
   };
   auto got = dcutr_dialable(raw);
   ASSERT_EQ(got.size(), 2u);
