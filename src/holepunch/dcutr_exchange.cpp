@@ -37,11 +37,15 @@ Result<std::optional<DcutrMessage>> next_message(UvarintFrameReader& reader, Byt
 
 }  // namespace
 
+bool dcutr_punchable(const Multiaddr& a) {
+  return !a.is_relayed() && !a.is_loopback_ip() && !a.is_unspecified_ip() && quic_endpoint_of(a);
+}
+
 std::vector<Multiaddr> dcutr_dialable(const std::vector<Bytes>& raw) {
   std::vector<Multiaddr> out;
   for (const Bytes& b : raw) {
     auto a = Multiaddr::from_bytes(b);
-    if (!a || a->is_relayed() || !quic_endpoint_of(*a)) continue;
+    if (!a || !dcutr_punchable(*a)) continue;
     Multiaddr bare = a->without_peer_id();
     if (std::find(out.begin(), out.end(), bare) == out.end()) out.push_back(std::move(bare));
   }
@@ -63,6 +67,14 @@ Bytes DcutrInitiator::connect(uint64_t now_ms) {
   awaiting_ = true;
   sent_at_ms_ = now_ms;
   return framed(DcutrType::Connect, our_addrs_);
+}
+
+void DcutrInitiator::new_stream() {
+  reader_ = UvarintFrameReader{kMaxDcutrMessageSize};
+  if (awaiting_) {
+    awaiting_ = false;
+    --attempt_;
+  }
 }
 
 Result<DcutrStep> DcutrInitiator::feed(BytesView data, uint64_t now_ms) {

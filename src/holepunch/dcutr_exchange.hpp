@@ -4,7 +4,8 @@
 //   initiator (B, the side that accepted the relayed connection)      responder (A)
 //   connect(now)     -> CONNECT(B's addrs)                        ->  feed(): CONNECT(A's addrs)
 //   feed(reply, now) -> SYNC + punch {A's addrs, delay = RTT/2}   ->  feed(): punch {B's addrs, now}
-//   (no direct connection after the punch: connect() again on the same stream, at most 3 attempts)
+//   (no direct connection after the punch: connect() again on the same stream, at most 3 attempts;
+//    go-libp2p and js-libp2p answer one exchange per stream and end it: new_stream(), then connect())
 //
 // For QUIC the caller turns the plans into: A dials B's addresses from its listening socket at
 // once; B, after the delay, sends random UDP packets to A's addresses, so A's packets find an open
@@ -32,8 +33,10 @@ struct DcutrStep {
   std::optional<DcutrPunch> punch;
 };
 
-// Addresses a punch can use: parseable QUIC v1 addresses that do not go through a relay,
-// without duplicates, in the order given.
+// An address worth offering or punching to: QUIC v1, not through a relay, not loopback or
+// unspecified (a peer's 127.0.0.1:4001 is our own host, likely our own listener).
+bool dcutr_punchable(const Multiaddr& a);
+// Addresses a punch can use: the parseable punchable ones, without duplicates, in the order given.
 std::vector<Multiaddr> dcutr_dialable(const std::vector<Bytes>& raw);
 
 class DcutrInitiator {
@@ -46,6 +49,9 @@ class DcutrInitiator {
   Bytes connect(uint64_t now_ms);
   // Bytes from the responder. The CONNECT reply yields SYNC and the punch plan.
   Result<DcutrStep> feed(BytesView data, uint64_t now_ms);
+  // The next attempt goes on a new stream (the peer ended the last one): nothing buffered is
+  // kept, and a CONNECT still unanswered there does not count as an attempt.
+  void new_stream();
   size_t attempt() const { return attempt_; }
   bool can_retry() const { return !failed_ && attempt_ < kMaxAttempts && !awaiting_; }
 

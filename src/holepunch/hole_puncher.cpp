@@ -53,6 +53,7 @@ struct HolePuncher::Session {
 
   PeerId peer;
   std::unique_ptr<PunchSession> core;
+  std::weak_ptr<Connection> relayed;  // initiator: where its dcutr streams go
   StreamPtr stream;
   std::vector<Multiaddr> spray_to;
   std::string probe_ip;
@@ -103,7 +104,7 @@ HolePuncher::Session* HolePuncher::find(const PeerId& peer) {
 std::vector<Multiaddr> HolePuncher::candidate_addrs() const {
   std::vector<Multiaddr> out;
   auto add = [&](const Multiaddr& a) {
-    if (a.is_relayed() || out.size() >= kMaxDcutrAddrs) return;
+    if (!dcutr_punchable(a) || out.size() >= kMaxDcutrAddrs) return;
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   };
   // Unconfirmed observations too: with one public peer nothing is ever confirmed, and a wrong
@@ -152,7 +153,17 @@ void HolePuncher::start_initiator(const ConnectionPtr& relayed) {
   const PeerId peer = relayed->remote_peer();
   if (Session* s = find(peer); s && s->core && !s->core->finished()) return;
   if (auto c = host_.connection_to(peer); c && !c->is_relayed()) return;
-  new_session(peer, PunchSession::Role::Initiator);
+  new_session(peer, PunchSession::Role::Initiator).relayed = relayed;
+  open_stream(peer);
+}
+
+void HolePuncher::open_stream(const PeerId& peer) {
+  Session* session = find(peer);
+  ConnectionPtr relayed = session ? session->relayed.lock() : nullptr;
+  if (!relayed || relayed->is_closed()) {
+    feed(peer, PunchEvent{.kind = PunchEvent::Kind::StreamEnded, .now_ms = uv_now(host_.loop())});
+    return;
+  }
   host_.open_stream(relayed, {std::string(kDcutrProtocol)}, [this, alive = alive_, peer](Result<NegotiatedStream> r) {
     if (!*alive) return;
     Session* s = find(peer);
@@ -161,6 +172,11 @@ void HolePuncher::start_initiator(const ConnectionPtr& relayed) {
       return;
     }
     if (!r) {
+      if (s->core->attempt() > 0) {
+        // A later attempt's stream (the peer ended the last one): the round ends like any other.
+        feed(peer, PunchEvent{.kind = PunchEvent::Kind::StreamEnded, .now_ms = uv_now(host_.loop())});
+        return;
+      }
       // No dcutr on the other side, or the relayed connection went away: nothing to punch with.
       s->core.reset();
       spdlog::info("hole punch failed peer={} reason={}", peer.to_base58(),
@@ -217,6 +233,14 @@ void HolePuncher::execute(Session& s, std::vector<PunchCommand> commands) {
     switch (c.kind) {
       case PunchCommand::Kind::Write:
         if (s.stream) s.stream->write(c.bytes);  // a few hundred bytes: within any stream window
+        break;
+      case PunchCommand::Kind::OpenStream:
+        if (s.stream) {
+          s.stream->set_handlers({});
+          s.stream->reset(0);
+          s.stream.reset();
+        }
+        open_stream(peer);
         break;
       case PunchCommand::Kind::StartTimer: {
         PunchTimer which = c.timer;

@@ -59,6 +59,9 @@ class HolePuncher {
   void on_connection(const ConnectionPtr& c, bool opened);
   void on_identify();
   void start_initiator(const ConnectionPtr& relayed);
+  // Opens a /libp2p/dcutr stream on the session's relayed connection and feeds StreamReady (or
+  // StreamEnded when it cannot).
+  void open_stream(const PeerId& peer);
   void serve(NegotiatedStream ns);
   Session& new_session(const PeerId& peer, PunchSession::Role role);
   void watch_stream(const PeerId& peer);

@@ -1,6 +1,7 @@
 #include "holepunch/punch_session.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -56,7 +57,12 @@ std::vector<PunchCommand> PunchSession::handle(const PunchEvent& ev) {
   if (finished()) return out;
   switch (ev.kind) {
     case PunchEvent::Kind::StreamReady:
-      if (role_ == Role::Initiator && attempt_ == 0) send_connect(ev.now_ms, out);
+      if (role_ == Role::Initiator && awaiting_stream_) {
+        awaiting_stream_ = false;
+        stream_ended_ = false;
+        answered_on_stream_ = false;
+        send_connect(ev.now_ms, out);
+      }
       break;
     case PunchEvent::Kind::Data:
       on_data(ev.data, ev.now_ms, out);
@@ -71,6 +77,12 @@ std::vector<PunchCommand> PunchSession::handle(const PunchEvent& ev) {
       // A punch under way runs to its own deadline; between attempts the exchange is over.
       stream_ended_ = true;
       if (phase_ == Phase::Punching) break;
+      // Our next CONNECT crossed the end of a stream the peer had answered on: it handles one
+      // exchange per stream (go-libp2p, js-libp2p), so that attempt goes on a new one.
+      if (role_ == Role::Initiator && phase_ == Phase::Exchanging && answered_on_stream_ && !awaiting_stream_) {
+        reopen(out);
+        break;
+      }
       if (attempt_ == 0) {
         fail(role_ == Role::Initiator ? "peer closed the dcutr stream" : "initiator closed the dcutr stream", out);
       } else {
@@ -91,6 +103,16 @@ void PunchSession::send_connect(uint64_t now, Out& out) {
   out.push_back(timer(PunchTimer::Reply, params_.reply_timeout_ms));
 }
 
+void PunchSession::reopen(Out& out) {
+  init_->new_stream();
+  awaiting_stream_ = true;
+  stream_ended_ = false;
+  answered_on_stream_ = false;
+  phase_ = Phase::Exchanging;
+  out.push_back(timer(PunchTimer::Reply, params_.reply_timeout_ms));
+  out.push_back(cmd(PunchCommand::Kind::OpenStream));  // last: it may answer at once
+}
+
 void PunchSession::on_data(BytesView data, uint64_t now, Out& out) {
   Result<DcutrStep> step = init_ ? init_->feed(data, now) : resp_->feed(data);
   if (!step) return fail("bad dcutr message: " + step.error().message, out);
@@ -103,6 +125,17 @@ void PunchSession::on_data(BytesView data, uint64_t now, Out& out) {
   plan_ = std::move(*step->punch);
   attempt_ = plan_.attempt;
   out.push_back(cmd(PunchCommand::Kind::StopTimers));
+  std::vector<std::string> addrs;
+  for (const Multiaddr& a : plan_.remote_addrs) addrs.push_back(a.to_string());
+  if (role_ == Role::Initiator) {
+    answered_on_stream_ = true;
+    out.push_back(text(PunchCommand::Kind::Log,
+                       fmt::format("hole punch sync sent attempt={} rtt_ms={} peer_addrs=[{}]", attempt_,
+                                   plan_.rtt_ms, fmt::join(addrs, ","))));
+  } else {
+    out.push_back(text(PunchCommand::Kind::Log, fmt::format("hole punch sync received attempt={} peer_addrs=[{}]",
+                                                            attempt_, fmt::join(addrs, ","))));
+  }
   if (role_ == Role::Responder) return begin_punch(now, out);
   // Initiator: half the round trip, so both sides' first packets cross at about the same time.
   phase_ = Phase::Punching;
@@ -184,8 +217,10 @@ void PunchSession::attempt_over(uint64_t now, Out& out) {
   out.push_back(cmd(PunchCommand::Kind::StopTimers));
   out.push_back(text(PunchCommand::Kind::Log, fmt::format("hole punch attempt failed attempt={}", attempt_)));
   if (role_ == Role::Initiator) {
-    if (init_->can_retry()) return send_connect(now, out);
-    return fail(fmt::format("no direct connection after {} attempts", attempt_), out);
+    if (!init_->can_retry()) return fail(fmt::format("no direct connection after {} attempts", attempt_), out);
+    // The peer ended the stream after its side of the attempt: the next one needs a new stream.
+    if (stream_ended_) return reopen(out);
+    return send_connect(now, out);
   }
   // The initiator decides whether there is another attempt: wait for its next CONNECT.
   if (stream_ended_) return fail(fmt::format("no direct connection after {} attempts", attempt_), out);

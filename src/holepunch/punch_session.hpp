@@ -27,7 +27,7 @@ enum class PunchTimer { Reply, Delay, Attempt, HardNat };
 
 struct PunchEvent {
   enum class Kind {
-    StreamReady,       // initiator: the /libp2p/dcutr stream is open
+    StreamReady,       // initiator: the /libp2p/dcutr stream is open (the first, or one OpenStream asked for)
     Data,              // bytes from the stream
     TimerFired,        // `timer` expired
     DirectConnection,  // a direct connection to the peer is up (ours or theirs)
@@ -42,6 +42,7 @@ struct PunchEvent {
 struct PunchCommand {
   enum class Kind {
     Write,          // bytes to the stream
+    OpenStream,     // initiator: a new /libp2p/dcutr stream on the relayed connection (-> StreamReady)
     StartTimer,     // arm `timer` for `ms` (re-arming replaces)
     StopTimers,     // every timer
     Dial,           // dial each of `addrs` from the listening socket
@@ -92,6 +93,7 @@ class PunchSession {
   void hard_nat(Out& out);
   void attempt_over(uint64_t now, Out& out);
   void send_connect(uint64_t now, Out& out);
+  void reopen(Out& out);
   void succeed(uint64_t now, Out& out);
   void fail(const std::string& reason, Out& out);
 
@@ -105,6 +107,8 @@ class PunchSession {
   DcutrPunch plan_;
   size_t attempt_ = 0;
   bool stream_ended_ = false;
+  bool awaiting_stream_ = true;      // initiator: no stream to write CONNECT on yet
+  bool answered_on_stream_ = false;  // initiator: a CONNECT was answered on the current stream
   std::string outcome_ = "hole punch starting";
 };
 

@@ -1,7 +1,8 @@
 // Shared plumbing of the js-libp2p scripts used by punchgate's interop tests
-// (js-peer.mjs, js-tunnel.mjs, js-kad.mjs): JSON-line output, logging and
-// exiting, the simple `--name value` argument parser, identity keys, and the
-// QUIC-only libp2p node with its stop/signal handling.
+// (js-peer.mjs, js-tunnel.mjs, js-kad.mjs, js-relay.mjs, js-dcutr.mjs): JSON-line
+// output, logging and exiting, the simple `--name value` argument parser,
+// connection / identify descriptions, identity keys, and the QUIC-only libp2p
+// node with its stop/signal handling.
 //
 // A script imports './polyfill.mjs' first and then this module.
 //
@@ -112,6 +113,31 @@ export function p2pPeerId (ma) {
   return ma.getComponents().findLast(c => c.name === 'p2p')?.value
 }
 
+// ---------------------------------------------------------------- connections
+
+// "relayed" (over a /p2p-circuit relay stream) or "direct"
+export function connectionKind (connection) {
+  return connection?.remoteAddr?.getComponents().some(c => c.name === 'p2p-circuit') === true ? 'relayed' : 'direct'
+}
+
+export function connectionInfo (c) {
+  return { connection: connectionKind(c), limited: c.limits != null }
+}
+
+export function identifyToJson (d) {
+  return {
+    event: 'identify',
+    peerId: d.peerId.toString(),
+    protocolVersion: d.protocolVersion ?? null,
+    agentVersion: d.agentVersion ?? null,
+    protocols: [...(d.protocols ?? [])],
+    listenAddrs: (d.listenAddrs ?? []).map(a => a.toString()),
+    observedAddr: d.observedAddr != null ? d.observedAddr.toString() : null,
+    ...connectionInfo(d.connection),
+    remoteAddr: d.connection?.remoteAddr?.toString() ?? null
+  }
+}
+
 // ---------------------------------------------------------------- node
 
 // Identity: a libp2p-protobuf-encoded private key read from `file`, created
@@ -136,7 +162,7 @@ export async function createQuicNode ({ privateKey, listen, services, userAgent,
   return createLibp2p({
     ...extra,
     privateKey: privateKey ?? await generateKeyPair('Ed25519'),
-    addresses: { listen },
+    addresses: { ...extra.addresses, listen },
     transports: [quic({
       // The native binding is pinned to @chainsafe/libp2p-quic-linux-x64-gnu
       // 2.1.4, whose napi Config has a REQUIRED `shutdownTimeout` field that

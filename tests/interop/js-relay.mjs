@@ -62,7 +62,8 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
-  createQuicNode, emit, exit, fail, intOpt, loadKey, log, p2pPeerId, parseArgs, runMain, stopNode, stopOnSignals
+  connectionInfo, connectionKind, createQuicNode, emit, exit, fail, identifyToJson, intOpt, loadKey, log, p2pPeerId,
+  parseArgs, runMain, stopNode, stopOnSignals
 } from './js-common.mjs'
 import { PROTOCOL, requestTunnel, serveTunnel } from './js-tunnel-proto.mjs'
 
@@ -71,29 +72,6 @@ const POLL_MS = 100
 let reservedOnce = false // reserve mode: from then on a stray error only gets logged
 
 // ---------------------------------------------------------------- node
-
-// "relayed" (over a /p2p-circuit relay stream) or "direct"
-function connectionKind (connection) {
-  return connection?.remoteAddr?.getComponents().some(c => c.name === 'p2p-circuit') === true ? 'relayed' : 'direct'
-}
-
-function connectionInfo (c) {
-  return { connection: connectionKind(c), limited: c.limits != null }
-}
-
-function identifyToJson (d) {
-  return {
-    event: 'identify',
-    peerId: d.peerId.toString(),
-    protocolVersion: d.protocolVersion ?? null,
-    agentVersion: d.agentVersion ?? null,
-    protocols: [...(d.protocols ?? [])],
-    listenAddrs: (d.listenAddrs ?? []).map(a => a.toString()),
-    observedAddr: d.observedAddr != null ? d.observedAddr.toString() : null,
-    ...connectionInfo(d.connection),
-    remoteAddr: d.connection?.remoteAddr?.toString() ?? null
-  }
-}
 
 // QUIC plus, with `circuitRelay` (circuitRelayTransport() options), dialing and
 // listening on /p2p-circuit addresses; a relayed connection is upgraded like a

@@ -53,6 +53,10 @@ TEST(Dcutr, DialableKeepsDirectQuicAddressesOnce) {
       ma("/ip4/10.0.0.9/udp/4001/quic-v1/p2p/" + r.to_base58() + "/p2p-circuit").to_bytes(),
       Bytes("\xff\xff", 2),  // not a multiaddr
       ma("/ip6/2001:db8::1/udp/5/quic-v1").to_bytes(),
+      // js-libp2p offers its loopback listen address: for us that is our own host
+      ma("/ip4/127.0.0.1/udp/4001/quic-v1").to_bytes(),
+      ma("/ip6/::1/udp/4001/quic-v1").to_bytes(),
+      ma("/ip4/0.0.0.0/udp/4001/quic-v1").to_bytes(),
   };
   auto got = dcutr_dialable(raw);
   ASSERT_EQ(got.size(), 2u);
@@ -109,6 +113,41 @@ TEST(Dcutr, ThreeAttemptsOnTheSameStreamThenNoMore) {
   }
   EXPECT_FALSE(b.can_retry());
   EXPECT_TRUE(b.connect(9000).empty());
+}
+
+// go-libp2p and js-libp2p answer one exchange per stream: each attempt on a fresh responder,
+// after new_stream(). A CONNECT lost with its stream is not an attempt; half a frame is dropped.
+TEST(Dcutr, AttemptsOnNewStreamsCountOnlyAnsweredConnects) {
+  auto a_addr = ma("/ip4/203.0.113.7/udp/1111/quic-v1"), b_addr = ma("/ip4/198.51.100.9/udp/2222/quic-v1");
+  DcutrInitiator b({b_addr});
+  {
+    DcutrResponder a({a_addr});
+    auto r = a.feed(b.connect(0));
+    ASSERT_TRUE(r);
+    auto s = b.feed(r->to_send, 10);
+    ASSERT_TRUE(s && s->punch);
+    EXPECT_EQ(s->punch->attempt, 1u);
+  }
+  // Attempt 2's CONNECT goes out as the peer ends the stream, and a partial frame was in.
+  ASSERT_FALSE(b.connect(5000).empty());
+  EXPECT_EQ(b.attempt(), 2u);
+  ASSERT_TRUE(b.feed(BytesView("\x40\x08", 2), 5001));
+  b.new_stream();
+  EXPECT_EQ(b.attempt(), 1u);
+  EXPECT_TRUE(b.can_retry());
+  for (size_t i = 2; i <= DcutrInitiator::kMaxAttempts; ++i) {
+    DcutrResponder a({a_addr});  // a new stream: the responder's first exchange
+    auto r = a.feed(b.connect(i * 10000));
+    ASSERT_TRUE(r);
+    auto s = b.feed(r->to_send, i * 10000 + 7);
+    ASSERT_TRUE(s && s->punch) << (s ? "no punch" : s.error().message);
+    EXPECT_EQ(s->punch->attempt, i);
+    EXPECT_EQ(s->punch->rtt_ms, 7u);
+    b.new_stream();  // answered: still counts
+    EXPECT_EQ(b.attempt(), i);
+  }
+  EXPECT_FALSE(b.can_retry());
+  EXPECT_TRUE(b.connect(99000).empty());
 }
 
 TEST(Dcutr, ProtocolViolationsFail) {

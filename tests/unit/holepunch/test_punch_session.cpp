@@ -98,6 +98,59 @@ TEST(PunchSession, InitiatorGivesUpAfterThreeAttempts) {
   EXPECT_EQ(s.phase(), PunchSession::Phase::Failed);
 }
 
+// go-libp2p and js-libp2p end the dcutr stream after each exchange (js: when its dial gives up):
+// the next attempt goes on a new stream instead of a CONNECT nobody reads.
+TEST(PunchSession, InitiatorOpensANewStreamWhenThePeerEndedTheLastOne) {
+  PunchSession s(PunchSession::Role::Initiator, PunchParams{}, ours(), NatMapping::EndpointIndependent, 0);
+  initiator_to_punch(s, kPeerEim);
+  EXPECT_FALSE(find(s.handle(event(PunchEvent::Kind::StreamEnded, 3000)), K::Failed));  // the punch runs on
+  auto over = s.handle(fired(PunchTimer::Attempt, 6100));
+  EXPECT_TRUE(find(over, K::OpenStream));
+  EXPECT_FALSE(find(over, K::Write));
+  EXPECT_TRUE(find(over, K::StopSpray));
+  EXPECT_TRUE(find_timer(over, PunchTimer::Reply));
+  auto ready = s.handle(event(PunchEvent::Kind::StreamReady, 6150));
+  ASSERT_TRUE(find(ready, K::Write));
+  auto c2 = s.handle(data(framed(DcutrType::Connect, kPeerEim), 6170));
+  ASSERT_TRUE(find(c2, K::Write));
+  EXPECT_EQ(s.attempt(), 2u);
+  const PunchCommand* log = find(c2, K::Log);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->text, "hole punch sync sent attempt=2 rtt_ms=20 peer_addrs=[/ip4/203.0.113.11/udp/4001/quic-v1,"
+                       "/ip4/10.1.0.2/udp/4001/quic-v1]");
+}
+
+TEST(PunchSession, InitiatorRetryCrossingTheStreamEndMovesToANewStream) {
+  PunchSession s(PunchSession::Role::Initiator, PunchParams{}, ours(), NatMapping::EndpointIndependent, 0);
+  initiator_to_punch(s, kPeerEim);
+  ASSERT_TRUE(find(s.handle(fired(PunchTimer::Attempt, 6100)), K::Write));  // CONNECT 2 on the old stream
+  auto ended = s.handle(event(PunchEvent::Kind::StreamEnded, 6120));       // ... which the peer had ended
+  EXPECT_FALSE(find(ended, K::Failed));
+  ASSERT_TRUE(find(ended, K::OpenStream));
+  ASSERT_TRUE(find(s.handle(event(PunchEvent::Kind::StreamReady, 6150)), K::Write));
+  s.handle(data(framed(DcutrType::Connect, kPeerEim), 6160));
+  EXPECT_EQ(s.attempt(), 2u);  // the lost CONNECT was no attempt
+  // A peer that ends a fresh stream without answering is done with us: no endless reopening.
+  s.handle(fired(PunchTimer::Delay, 6165));
+  s.handle(event(PunchEvent::Kind::StreamEnded, 6200));
+  ASSERT_TRUE(find(s.handle(fired(PunchTimer::Attempt, 11200)), K::OpenStream));
+  ASSERT_TRUE(find(s.handle(event(PunchEvent::Kind::StreamReady, 11250)), K::Write));
+  auto refused = s.handle(event(PunchEvent::Kind::StreamEnded, 11260));
+  ASSERT_TRUE(find(refused, K::Failed));
+  EXPECT_EQ(find(refused, K::Failed)->text, "no direct connection after 2 attempts");
+}
+
+TEST(PunchSession, ResponderLogsTheSyncItGot) {
+  PunchSession s(PunchSession::Role::Responder, PunchParams{}, ours(), NatMapping::EndpointIndependent, 0);
+  s.start();
+  s.handle(data(framed(DcutrType::Connect, kPeerEim), 5));
+  auto punch = s.handle(data(framed(DcutrType::Sync, {}), 30));
+  const PunchCommand* log = find(punch, K::Log);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->text, "hole punch sync received attempt=1 peer_addrs=[/ip4/203.0.113.11/udp/4001/quic-v1,"
+                       "/ip4/10.1.0.2/udp/4001/quic-v1]");
+}
+
 TEST(PunchSession, InitiatorFailsWithoutAReply) {
   PunchSession s(PunchSession::Role::Initiator, PunchParams{}, ours(), NatMapping::Unknown, 0);
   s.handle(event(PunchEvent::Kind::StreamReady, 0));
