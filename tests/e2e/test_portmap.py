@@ -39,7 +39,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from punchgate_harness import TestFailure, check, identify_received, main, wait_for  # noqa: E402
-from punchgate_helpers import LOCAL_PEER_ID_RX, make_identity  # noqa: E402
+from punchgate_helpers import LOCAL_PEER_ID_RX, isolate_env, make_identity  # noqa: E402
+
+isolate_env()
 
 MINIUPNPD = "/usr/sbin/miniupnpd"
 T = 30
