@@ -415,7 +415,10 @@ def test_no_port_mapping(h):
         check(status(h, "A")["port_mapping"] == {"enabled": False, "mappings": []}, "status with mapping off")
         check("dport" not in net.dnat_rules(), "the gateway holds a mapping")
         p = wan_ping(h, net, f"/ip4/{GW_WAN}/udp/{PORT}/quic-v1/p2p/{peer_id}")
-        check(p.returncode != 0, "the node was reachable from the WAN without a mapping")
+        check(p.returncode == 1 and re.search(r"dial failed addr=\S+ error=handshake timeout", p.stderr())
+              and "Sanitizer" not in p.stderr(),
+              f"the WAN ping without a mapping should fail by handshake timeout, exit 1: rc={p.returncode} "
+              f"{p.stderr()[-600:]!r}")
         check(gw.alive(), "miniupnpd died")
         stop_node(node)
 
