@@ -126,6 +126,24 @@ json NodeControl::tunnels() const {
   return {{"tunnels", std::move(t)}, {"exposes", std::move(e)}};
 }
 
+json NodeControl::port_mapping_status() const {
+  json list = json::array();
+  if (port_mapper_) {
+    for (const PortMappingInfo& m : port_mapper_->mappings()) {
+      json j = {{"internal_port", m.internal_port},
+                {"state", m.state},
+                {"protocol", m.protocol ? json(to_string(*m.protocol)) : json(nullptr)},
+                {"external_addr", m.external_addr.empty() ? json(nullptr) : json(m.external_addr)},
+                {"advertised", m.advertised},
+                {"lifetime_s", m.lifetime_s},
+                {"expires_in_s", m.expires_in_s ? json(*m.expires_in_s) : json(nullptr)}};
+      if (!m.last_error.empty()) j["last_error"] = m.last_error;
+      list.push_back(std::move(j));
+    }
+  }
+  return {{"enabled", port_mapper_ != nullptr}, {"mappings", std::move(list)}};
+}
+
 json NodeControl::status() const {
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   json s = {
@@ -138,11 +156,11 @@ json NodeControl::status() const {
       {"external_addrs", addrs_json(host_.peer_store().observed_addrs(2))},
       {"observed_addrs", addrs_json(host_.peer_store().observed_addrs(1))},
       {"nat_mapping", hole_puncher_ ? to_string(hole_puncher_->nat_mapping().mapping) : "unknown"},
+      {"port_mapping", port_mapping_status()},
       // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
       {"nat_reachability", "unknown"},
       {"role", facts_.role},
       {"relay", relay_status()},
-      {"port_mapping", port_mapping_status()},
       {"dht", {{"routing_table_size", kad_ ? kad_->routing_table_size() : 0}}},
       {"control_socket", facts_.control_socket},
   };
@@ -162,24 +180,6 @@ json NodeControl::relay_status() const {
           {"serving", relay_server_ != nullptr},
           {"reservations_served", relay_server_ ? relay_server_->reservation_count() : 0},
           {"circuits_served", relay_server_ ? relay_server_->circuit_count() : 0}};
-}
-
-json NodeControl::port_mapping_status() const {
-  json list = json::array();
-  if (port_mapper_) {
-    for (const PortMappingInfo& m : port_mapper_->mappings()) {
-      json j = {{"internal_port", m.internal_port},
-                {"state", m.state},
-                {"protocol", m.protocol ? json(to_string(*m.protocol)) : json(nullptr)},
-                {"external_addr", m.external_addr.empty() ? json(nullptr) : json(m.external_addr)},
-                {"advertised", m.advertised},
-                {"lifetime_s", m.lifetime_s},
-                {"expires_in_s", m.expires_in_s ? json(*m.expires_in_s) : json(nullptr)}};
-      if (!m.last_error.empty()) j["last_error"] = m.last_error;
-      list.push_back(std::move(j));
-    }
-  }
-  return {{"enabled", port_mapper_ != nullptr}, {"mappings", std::move(list)}};
 }
 
 Result<json> NodeControl::tunnel_add(const json& params) {
