@@ -231,7 +231,8 @@ void PortMapper::stop(std::function<void()> done) {
   stopping_ = true;
   stop_done_ = std::move(done);
   for (auto& s : slots_) execute(*s, s->core.stop(uv_now(host_.loop())));
-  if (!stop_done_) return;  // every slot had nothing to delete
+  maybe_finish_stop();  // nothing to map at all, or nothing to delete
+  if (!stop_done_) return;
   stop_timer_.start(config_.stop_budget_ms, 0, [this] {
     spdlog::warn("port mapping removal timed out after_ms={} (the gateway drops the mapping when its lease ends)",
                  config_.stop_budget_ms);

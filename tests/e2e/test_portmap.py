@@ -403,6 +403,23 @@ def test_no_gateway(h):
         check("port mapping removed" not in node.stderr(), "removed a mapping that never existed")
 
 
+def test_loopback_only(h):
+    """A node listening on loopback only has nothing a gateway could forward: it says so, asks
+    the gateway nothing, and stops at once."""
+    with network(h) as net:
+        gw = start_gateway(h, net, upnp=True, natpmp=True)
+        key, _ = make_identity(h, "A.key")
+        node = h.spawn("A", in_ns(net["lanA"], h.punchgate, "--identity", key, "--listen",
+                                  f"/ip4/127.0.0.1/udp/{PORT}/quic-v1", "--control-socket", h.path("A.sock")),
+                       env=MAPPING_ON)
+        wait_for(node, r"port mapping skipped reason=", timeout=T, stream="stderr")
+        check(status(h, "A")["port_mapping"] == {"enabled": True, "mappings": []}, "status")
+        took = stop_node(node)
+        check(took < 1.5, f"stopping took {took:.1f}s with nothing mapped")
+        check("NAT-PMP request received" not in gw.stderr() and "M-SEARCH" not in gw.stderr(),
+              f"the gateway was asked:\n{gw.stderr()[-1000:]}")
+
+
 def test_no_port_mapping(h):
     """--no-port-mapping: no request to the gateway, no rule, and the WAN cannot reach the node
     (the same ping as above fails: the negative control of the other tests)."""
@@ -446,5 +463,6 @@ if __name__ == "__main__":
         test_renewal_natpmp,
         test_gateway_restart,
         test_no_gateway,
+        test_loopback_only,
         test_no_port_mapping,
     ], description=__doc__, preflight=_preflight)
