@@ -9,13 +9,17 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_path(PROTOZERO_INCLUDE_DIR protozero/pbf_reader.hpp REQUIRED)
-pkg_check_modules(MINIUPNPC REQUIRED IMPORTED_TARGET miniupnpc)
-find_path(NATPMP_INCLUDE_DIR natpmp.h REQUIRED)
-find_library(NATPMP_LIBRARY natpmp REQUIRED)
 
 add_library(pg_deps INTERFACE)
-target_include_directories(pg_deps SYSTEM INTERFACE ${PROTOZERO_INCLUDE_DIR} ${NATPMP_INCLUDE_DIR})
+target_include_directories(pg_deps SYSTEM INTERFACE ${PROTOZERO_INCLUDE_DIR})
 target_link_libraries(pg_deps INTERFACE
   PkgConfig::NGTCP2 PkgConfig::GNUTLS PkgConfig::SODIUM PkgConfig::LIBUV
-  fmt::fmt spdlog::spdlog CLI11::CLI11 nlohmann_json::nlohmann_json
-  PkgConfig::MINIUPNPC ${NATPMP_LIBRARY})
+  fmt::fmt spdlog::spdlog CLI11::CLI11 nlohmann_json::nlohmann_json)
+
+# Gateway port mapping (src/portmap only): libminiupnpc has a pkg-config file, libnatpmp does not.
+pkg_check_modules(MINIUPNPC REQUIRED IMPORTED_TARGET miniupnpc>=2.2)
+find_path(NATPMP_INCLUDE_DIR natpmp.h REQUIRED)
+find_library(NATPMP_LIBRARY natpmp REQUIRED)
+add_library(pg_gateway_deps INTERFACE)
+target_include_directories(pg_gateway_deps SYSTEM INTERFACE ${NATPMP_INCLUDE_DIR})
+target_link_libraries(pg_gateway_deps INTERFACE PkgConfig::MINIUPNPC ${NATPMP_LIBRARY})

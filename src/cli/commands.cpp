@@ -97,6 +97,13 @@ int run_node(const Config& cfg) {
     hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch, .hard_nat = cfg.hard_nat});
   });
   if (!host) return 1;
+  std::unique_ptr<PortMapper> port_mapper;
+  if (cfg.port_mapping) {
+    PortMapperConfig pm;
+    pm.params.lifetime_s = cfg.port_mapping_lease_s;
+    port_mapper = std::make_unique<PortMapper>(*host, pm);
+    port_mapper->start();
+  }
   KadService kad(*host, KadConfig{});
   std::unique_ptr<MdnsService> mdns;
   if (cfg.mdns) {
@@ -115,6 +122,7 @@ int run_node(const Config& cfg) {
                       NodeFacts{cfg.bootstrap.empty() ? "public" : "private", cfg.control_socket.string()});
   control.set_relay(relay_client.get(), relay_server.get());
   control.set_hole_puncher(hole_puncher.get());
+  control.set_port_mapper(port_mapper.get());
   std::unique_ptr<ControlServer> control_server;
   if (!cfg.control_socket.empty()) {
     control_server = std::make_unique<ControlServer>(loop.get(), cfg.control_socket, control);
@@ -126,17 +134,7 @@ int run_node(const Config& cfg) {
       control.set_publisher([&](const nlohmann::json& ev) { control_server->publish(ev); });
     }
   }
-  std::unique_ptr<PortMapper> port_mapper;
-  if (cfg.port_mapping) {
-    port_mapper = std::make_unique<PortMapper>(*host);
-    if (!port_mapper->start()) port_mapper.reset();
-  }
-  control.set_port_mapper(port_mapper.get());
-  Timer removal_deadline(loop.get());
-  bool stopping = false;
   auto on_signal = [&](int sig) {
-    if (stopping) return;
-    stopping = true;
     spdlog::info("shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
     if (control_server) control_server->close();
     tunnels.shutdown();
@@ -144,13 +142,9 @@ int run_node(const Config& cfg) {
     kad.stop();
     if (relay_server) relay_server->stop();
     host->shutdown("node shutting down");
-    if (!port_mapper) return uv_stop(loop.get());
-    // The gateway mapping goes before we do, but a silent gateway cannot hold the exit up.
-    removal_deadline.start(5000, 0, [&] {
-      spdlog::warn("port mapping removal timed out");
-      uv_stop(loop.get());
-    });
-    port_mapper->stop([&] { uv_stop(loop.get()); });
+    // The gateway mapping is deleted last; the loop ends once that is done (at most ~2 s).
+    if (port_mapper) port_mapper->stop([&loop] { uv_stop(loop.get()); });
+    else uv_stop(loop.get());
   };
   SignalWatcher sigint(loop.get(), SIGINT, on_signal);
   SignalWatcher sigterm(loop.get(), SIGTERM, on_signal);

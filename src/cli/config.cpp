@@ -10,6 +10,7 @@
 #include "relay/circuit_addr.hpp"
 #include "daemon/service_paths.hpp"
 
+#include <charconv>
 #include <cstdlib>
 #include <map>
 
@@ -24,6 +25,23 @@ std::vector<std::string> flag_or_env(const std::vector<std::string>& flag, const
   if (!flag.empty()) return flag;
   const char* v = std::getenv(env);
   return v ? split_env_list(v) : std::vector<std::string>{};
+}
+
+// --port-mapping-lease, else PUNCHGATE_PORT_MAPPING_LEASE: whole seconds, 10 s to a week (IGDv2's
+// longest lease). `text` keeps what was given, for the service env file.
+Status parse_port_mapping_lease(std::string& text, uint32_t& out) {
+  if (text.empty()) {
+    const char* env = std::getenv("PUNCHGATE_PORT_MAPPING_LEASE");
+    text = env ? env : "";
+  }
+  if (text.empty()) return {};
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 10 || v > 7 * 24 * 3600) {
+    return make_error("invalid --port-mapping-lease \"{}\": expected whole seconds from 10 to 604800", text);
+  }
+  out = static_cast<uint32_t>(v);
+  return {};
 }
 
 }  // namespace
@@ -313,8 +331,13 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
                                      "PUNCHGATE_HARD_NAT)");
   bool port_mapping = true;
   auto* port_mapping_flag = app.add_flag("--port-mapping,!--no-port-mapping", port_mapping,
-                                         "ask the home gateway (NAT-PMP, UPnP-IGD) to forward our QUIC port "
-                                         "(default on; env PUNCHGATE_PORT_MAPPING)");
+                                         "ask the home gateway (NAT-PMP, UPnP-IGD) to forward our QUIC port and "
+                                         "advertise the mapped address (default on; env PUNCHGATE_PORT_MAPPING)");
+  std::string port_mapping_lease;
+  app.add_option("--port-mapping-lease", port_mapping_lease,
+                 "seconds a gateway port mapping is asked for, renewed at half of it (default 3600; env "
+                 "PUNCHGATE_PORT_MAPPING_LEASE)")
+      ->type_name("SECONDS");
   app.add_option("--allow", allow,
                  "only these peers may connect to us, repeatable (env PUNCHGATE_ALLOW); default: any peer")
       ->type_name("PEER_ID");
@@ -400,6 +423,9 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
   if (auto st = resolve_switch(port_mapping_flag, port_mapping, "PUNCHGATE_PORT_MAPPING", cfg.port_mapping); !st) {
     return exit_code = 2, st.error();
   }
+  if (auto st = parse_port_mapping_lease(port_mapping_lease, cfg.port_mapping_lease_s); !st) {
+    return exit_code = 2, st.error();
+  }
 
   for (const auto& e : flag_or_env(expose, "PUNCHGATE_EXPOSE")) {
     auto spec = parse_expose(e);
@@ -478,6 +504,7 @@ Result<Config> parse_command_line(int argc, char** argv, int& exit_code) {
     cfg.service_env.emplace_back("PUNCHGATE_HOLEPUNCH", cfg.holepunch ? "true" : "false");
     cfg.service_env.emplace_back("PUNCHGATE_HARD_NAT", cfg.hard_nat ? "true" : "false");
     cfg.service_env.emplace_back("PUNCHGATE_PORT_MAPPING", cfg.port_mapping ? "true" : "false");
+    if (!port_mapping_lease.empty()) cfg.service_env.emplace_back("PUNCHGATE_PORT_MAPPING_LEASE", port_mapping_lease);
     if (!control_socket.empty()) {
       cfg.service_env.emplace_back("PUNCHGATE_CONTROL_SOCKET",
                                    control_socket == "off" ? "off" : cfg.control_socket.string());

@@ -32,7 +32,8 @@ struct Config {
   bool mdns = true;
   bool holepunch = true;  // DCUtR on relayed connections
   bool hard_nat = true;   // birthday punch for endpoint-dependent NATs
-  bool port_mapping = true;  // UPnP / NAT-PMP
+  bool port_mapping = true;  // ask the home gateway to forward our QUIC port (NAT-PMP / UPnP)
+  uint32_t port_mapping_lease_s = 3600;
   std::vector<PeerId> allow;  // empty: every peer may connect
   RelayConfig relay;
   // Control socket of a node (run) or the one to talk to (status, tunnel, expose); empty: off.

@@ -52,6 +52,34 @@ void print_list(const char* label, const json& items) {
   for (size_t i = 1; i < items.size(); ++i) std::printf("%-12s %s\n", "", items[i].get<std::string>().c_str());
 }
 
+// The gateway port mappings, one line each.
+void print_port_mapping(const json& pm) {
+  const char* label = "gateway:";
+  auto str = [](const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!pm.is_object() || !pm.value("enabled", false)) {
+    std::printf("%-12s port mapping off\n", label);
+    return;
+  }
+  const json list = pm.value("mappings", json::array());
+  if (list.empty()) std::printf("%-12s no IPv4 LAN listen address to map\n", label);
+  for (const json& m : list) {
+    std::string state = str(m, "state");
+    std::string line = fmt::format("port {}: {}", m.value("internal_port", 0),
+                                   state == "mapping" ? std::string("asking the gateway") : state);
+    if (!str(m, "external_addr").empty()) {
+      line = fmt::format("{} -> port {} via {}{}", str(m, "external_addr"), m.value("internal_port", 0),
+                         str(m, "protocol"), m.value("advertised", false) ? "" : " (not advertised: not public)");
+    } else if (!str(m, "last_error").empty()) {
+      line += ": " + str(m, "last_error");
+    }
+    std::printf("%-12s %s\n", label, line.c_str());
+    label = "";
+  }
+}
+
 void print_status(const json& s) {
   std::printf("punchgate is running: %s, up %s, pid %lld\n", s.value("version", "?").c_str(),
               human_duration(s.value("uptime_s", int64_t{0})).c_str(), static_cast<long long>(s.value("pid", 0)));
@@ -60,6 +88,7 @@ void print_status(const json& s) {
               s.value("nat_reachability", "unknown").c_str());
   print_list("listening:", s.value("listen_addrs", json::array()));
   print_list("external:", s.value("external_addrs", json::array()));
+  print_port_mapping(s.value("port_mapping", json::object()));
   std::printf("%-12s %zu peers in the routing table\n", "dht:",
               s.value("/dht/routing_table_size"_json_pointer, size_t{0}));
   const json relay = s.value("relay", json::object());

@@ -127,16 +127,21 @@ json NodeControl::tunnels() const {
 }
 
 json NodeControl::port_mapping_status() const {
-  if (!port_mapper_) return {{"state", "off"}};
-  if (const auto& m = port_mapper_->mapping()) {
-    return {{"state", "mapped"},
-            {"protocol", to_string(m->protocol)},
-            {"external", fmt::format("{}:{}", m->external_ip, m->external_port)},
-            {"lifetime_s", m->lifetime_s}};
+  json list = json::array();
+  if (port_mapper_) {
+    for (const PortMappingInfo& m : port_mapper_->mappings()) {
+      json j = {{"internal_port", m.internal_port},
+                {"state", m.state},
+                {"protocol", m.protocol ? json(to_string(*m.protocol)) : json(nullptr)},
+                {"external_addr", m.external_addr.empty() ? json(nullptr) : json(m.external_addr)},
+                {"advertised", m.advertised},
+                {"lifetime_s", m.lifetime_s},
+                {"expires_in_s", m.expires_in_s ? json(*m.expires_in_s) : json(nullptr)}};
+      if (!m.last_error.empty()) j["last_error"] = m.last_error;
+      list.push_back(std::move(j));
+    }
   }
-  json j = {{"state", "unavailable"}};
-  if (!port_mapper_->last_error().empty()) j["error"] = port_mapper_->last_error();
-  return j;
+  return {{"enabled", port_mapper_ != nullptr}, {"mappings", std::move(list)}};
 }
 
 json NodeControl::status() const {

@@ -1,63 +1,77 @@
-// Keeps our QUIC port mapped on the home gateway (NAT-PMP or UPnP-IGD) while the node runs: maps
-// at start, advertises /ip4/<external>/udp/<port>/quic-v1 (Host::set_mapped_addrs, so identify
-// and hole punching offer it), renews at half the lifetime, retries with backoff when no gateway
-// offers mapping, and removes the mapping on stop(). The blocking gateway calls run on the libuv
-// thread pool; everything else runs on the loop.
+// Keeps our QUIC port forwarded by the home gateway while the node runs (NAT-PMP or UPnP-IGD):
+// one MappingLifecycle per mappable listen port (see mapping_targets), its gateway requests run
+// on the libuv thread pool (they block), everything else on the loop. A mapped address is
+// advertised through Host::set_mapped_addrs (identify push, DHT records, hole punching).
 #pragma once
 
-#include "portmap/gateway_mapping.hpp"
-#include "punchgate/host/host.hpp"
+#include "portmap/mapping_lifecycle.hpp"
+#include "portmap/mapping_targets.hpp"
+#include "punchgate/core/uv_handle.hpp"
 
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace punchgate {
 
-class Timer;
+class Host;
+class UpnpGateway;
 
 struct PortMapperConfig {
-  uint32_t lifetime_s = 3600;
-  uint64_t first_retry_ms = 60'000;
-  uint64_t max_retry_ms = 1'800'000;
+  MappingParams params;
+  uint64_t natpmp_timeout_ms = 2'000;  // per NAT-PMP request (external address + mapping)
+  int upnp_discovery_ms = 2'000;       // SSDP search
+  uint64_t stop_budget_ms = 2'000;     // how long stop() waits for the deletes
 };
 
-// When to renew a mapping of `lifetime_s` (0: permanent, never), in milliseconds.
-std::optional<uint64_t> renew_after_ms(uint32_t lifetime_s);
-// The next retry delay after `previous_ms` (0: the first failure).
-uint64_t next_retry_ms(uint64_t previous_ms, const PortMapperConfig& c);
+// One mapping for `punchgate status`.
+struct PortMappingInfo {
+  uint16_t internal_port = 0;
+  std::string state;  // mapping, mapped, renewing, unavailable, removing, stopped
+  std::optional<MapProtocol> protocol;
+  std::string external_addr;  // /ip4/…/udp/…/quic-v1 while mapped
+  bool advertised = false;
+  uint32_t lifetime_s = 0;
+  std::optional<uint64_t> expires_in_s;
+  std::string last_error;
+};
 
 class PortMapper {
  public:
   PortMapper(Host& host, PortMapperConfig config = {});
+  // Waits for a gateway request still running on the thread pool (libuv must not lose it).
   ~PortMapper();
   PortMapper(const PortMapper&) = delete;
   PortMapper& operator=(const PortMapper&) = delete;
 
-  // Picks the IPv4 QUIC listen port and starts mapping it. False when there is none to map.
-  bool start();
-  // Removes the mapping (if any) and calls `done` when the gateway answered or gave up.
+  // Picks the ports to map from the host's listen addresses (call after Host::start) and starts.
+  void start();
+  // Withdraws our mapped addresses and deletes the mappings; `done` runs once they are deleted, or
+  // after stop_budget_ms at the latest. A second call runs `done` at once.
   void stop(std::function<void()> done);
-  const std::optional<GatewayMapping>& mapping() const { return mapping_; }
-  const std::string& last_error() const { return last_error_; }
+
+  std::vector<PortMappingInfo> mappings() const;
 
  private:
-  void run_job(std::function<Result<GatewayMapping>()> job, std::function<void(Result<GatewayMapping>)> done);
-  void request(bool renew);
-  void on_result(Result<GatewayMapping> r);
+  struct Slot;
+  struct Shared;
+  void execute(Slot& s, std::vector<MappingCommand> cmds);
+  void submit(Slot& s, const MappingCommand& c);
+  void log_notice(const MappingCommand& c) const;
+  void publish_addrs();
+  void arm_timer(Slot& s);
+  void maybe_finish_stop();
+  void finish_stop();
 
   Host& host_;
   PortMapperConfig config_;
-  uint16_t port_ = 0;
-  std::optional<GatewayMapping> mapping_;
-  std::string last_error_;
-  bool unavailable_logged_ = false;
+  std::vector<std::shared_ptr<Slot>> slots_;
+  std::shared_ptr<Shared> shared_;
+  Timer stop_timer_;
   bool stopping_ = false;
-  bool busy_ = false;
-  uint64_t retry_ms_ = 0;
   std::function<void()> stop_done_;
-  std::unique_ptr<Timer> timer_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace punchgate

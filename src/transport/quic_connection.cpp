@@ -474,6 +474,10 @@ void QuicConnection::teardown(const std::string& reason) {
   dead_ = true;
   auto keep = shared_from_this();
   if (timer_) timer_->stop();
+  // Leave the endpoint first: the callbacks below may shut the transport down and free it.
+  for (const Bytes& cid : registered_cids_) ep_.unregister_cid(cid);
+  registered_cids_.clear();
+  ep_.retire(this);
   if (established_) {
     auto fn = std::move(established_);
     established_ = nullptr;
@@ -489,9 +493,6 @@ void QuicConnection::teardown(const std::string& reason) {
   new_remote_streams_.clear();
   if (handshake_done_ && handlers_.on_closed) handlers_.on_closed(reason);
   handlers_ = {};
-  for (const Bytes& cid : registered_cids_) ep_.unregister_cid(cid);
-  registered_cids_.clear();
-  ep_.retire(this);
 }
 
 }  // namespace punchgate

@@ -53,7 +53,8 @@ T = 30  # generous, only to avoid hangs
 # configures the tests), plus RUST_LOG.
 NODE_ENV_VARS = ("PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
                  "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS",
-                 "PUNCHGATE_CONTROL_SOCKET", "PUNCHGATE_SERVICE_MANAGER", "PUNCHGATE_LOG", "RUST_LOG")
+                 "PUNCHGATE_CONTROL_SOCKET", "PUNCHGATE_SERVICE_MANAGER", "PUNCHGATE_LOG", "RUST_LOG",
+                 "PUNCHGATE_PORT_MAPPING", "PUNCHGATE_PORT_MAPPING_LEASE")
 
 
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -13,7 +14,8 @@ namespace punchgate {
 namespace {
 
 const char* kVars[] = {"PUNCHGATE_IDENTITY", "PUNCHGATE_LISTEN", "PUNCHGATE_BOOTSTRAP", "PUNCHGATE_EXPOSE",
-                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS", "PUNCHGATE_HOLEPUNCH", "PUNCHGATE_HARD_NAT", "PUNCHGATE_PORT_MAPPING",
+                       "PUNCHGATE_TUNNEL", "PUNCHGATE_TUNNEL_BY_NAME", "PUNCHGATE_ALLOW", "PUNCHGATE_MDNS", "PUNCHGATE_HOLEPUNCH", "PUNCHGATE_HARD_NAT",
+                       "PUNCHGATE_PORT_MAPPING", "PUNCHGATE_PORT_MAPPING_LEASE",
                        "PUNCHGATE_CONTROL_SOCKET", "PUNCHGATE_LOG"};
 
 void clear_vars() {
@@ -95,7 +97,6 @@ TEST(ConfigEnv, HolePunchSwitchFromFlagOrEnv) {
   EXPECT_TRUE(parse({"punchgate", "--holepunch"}).holepunch);  // the command line wins
   EXPECT_TRUE(parse({"punchgate"}).hard_nat);
   EXPECT_FALSE(parse({"punchgate", "--no-hard-nat"}).hard_nat);
-  EXPECT_FALSE(parse({"punchgate", "--no-port-mapping"}).port_mapping);
   setenv("PUNCHGATE_HOLEPUNCH", "maybe", 1);
   std::string arg0 = "punchgate";
   char* argv[] = {arg0.data()};
@@ -104,6 +105,48 @@ TEST(ConfigEnv, HolePunchSwitchFromFlagOrEnv) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(code, 2);
   EXPECT_NE(bad.error().message.find("PUNCHGATE_HOLEPUNCH \"maybe\""), std::string::npos);
+  clear_vars();
+}
+
+TEST(ConfigEnv, PortMappingSwitchFromFlagOrEnv) {
+  clear_vars();
+  EXPECT_TRUE(parse({"punchgate"}).port_mapping);
+  EXPECT_FALSE(parse({"punchgate", "--no-port-mapping"}).port_mapping);
+  Config up = parse({"punchgate", "up", "--no-port-mapping"});
+  EXPECT_NE(std::find(up.service_env.begin(), up.service_env.end(),
+                      std::pair<std::string, std::string>{"PUNCHGATE_PORT_MAPPING", "false"}),
+            up.service_env.end());
+  setenv("PUNCHGATE_PORT_MAPPING", "false", 1);
+  EXPECT_FALSE(parse({"punchgate"}).port_mapping);
+  EXPECT_TRUE(parse({"punchgate", "--port-mapping"}).port_mapping);  // the command line wins
+  EXPECT_EQ(parse({"punchgate"}).port_mapping_lease_s, 3600u);
+  EXPECT_EQ(parse({"punchgate", "--port-mapping-lease", "600"}).port_mapping_lease_s, 600u);
+  Config up_lease = parse({"punchgate", "up", "--port-mapping-lease", "120"});
+  EXPECT_NE(std::find(up_lease.service_env.begin(), up_lease.service_env.end(),
+                      std::pair<std::string, std::string>{"PUNCHGATE_PORT_MAPPING_LEASE", "120"}),
+            up_lease.service_env.end());
+  setenv("PUNCHGATE_PORT_MAPPING_LEASE", "45", 1);
+  EXPECT_EQ(parse({"punchgate"}).port_mapping_lease_s, 45u);
+  EXPECT_EQ(parse({"punchgate", "--port-mapping-lease", "60"}).port_mapping_lease_s, 60u);
+  for (const char* bad : {"9", "604801", "1h", "-5", "4294967306"}) {
+    std::string a0 = "punchgate", a1 = "--port-mapping-lease", a2 = bad;
+    char* args[] = {a0.data(), a1.data(), a2.data()};
+    int rc = 0;
+    auto r = parse_command_line(3, args, rc);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(rc, 2);
+    EXPECT_NE(r.error().message.find(std::string("--port-mapping-lease \"") + bad + "\""), std::string::npos)
+        << r.error().message;
+  }
+  unsetenv("PUNCHGATE_PORT_MAPPING_LEASE");
+  setenv("PUNCHGATE_PORT_MAPPING", "sometimes", 1);
+  std::string arg0 = "punchgate";
+  char* argv[] = {arg0.data()};
+  int code = 0;
+  auto bad = parse_command_line(1, argv, code);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(bad.error().message.find("PUNCHGATE_PORT_MAPPING \"sometimes\""), std::string::npos);
   clear_vars();
 }
 
