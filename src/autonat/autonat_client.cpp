@@ -101,8 +101,13 @@ bool ReachabilityTracker::record(const PeerId& server, const AutonatEvidence& e)
 ProbeScheduler::ProbeScheduler(ProbeScheduleConfig config) : config_(config) {}
 
 bool ProbeScheduler::may_ask(const PeerId& server, uint64_t now_ms) const {
+  if (auto held = held_until_.find(server); held != held_until_.end() && now_ms < held->second) return false;
   auto it = last_asked_.find(server);
   return it == last_asked_.end() || it->second + config_.server_throttle_ms <= now_ms;
+}
+
+void ProbeScheduler::hold(const PeerId& server, uint64_t now_ms) {
+  held_until_[server] = now_ms + config_.refresh_interval_ms;
 }
 
 std::vector<PeerId> ProbeScheduler::pick(std::vector<PeerId> eligible, uint64_t now_ms) {
@@ -110,6 +115,7 @@ std::vector<PeerId> ProbeScheduler::pick(std::vector<PeerId> eligible, uint64_t 
   // entries keeps the map as small as the set of recently asked servers.
   const uint64_t forget_ms = config_.refresh_interval_ms + config_.server_throttle_ms;
   std::erase_if(last_asked_, [&](const auto& kv) { return kv.second + forget_ms <= now_ms; });
+  std::erase_if(held_until_, [&](const auto& kv) { return kv.second <= now_ms; });
   std::sort(eligible.begin(), eligible.end());
   eligible.erase(std::unique(eligible.begin(), eligible.end()), eligible.end());
   std::erase_if(eligible, [&](const PeerId& p) { return !may_ask(p, now_ms); });

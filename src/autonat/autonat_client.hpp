@@ -88,6 +88,9 @@ class ProbeScheduler {
   std::vector<PeerId> pick(std::vector<PeerId> eligible, uint64_t now_ms);
   // True when `server` may be asked at now_ms.
   bool may_ask(const PeerId& server, uint64_t now_ms) const;
+  // The server's answer said nothing (refused, failed, none): ask it again only after a refresh
+  // interval, so a server that always refuses (a LAN peer, say) is not asked every minute.
+  void hold(const PeerId& server, uint64_t now_ms);
   // Delay until the next round.
   uint64_t interval(Reachability r, int confidence, int max_confidence) const;
   const ProbeScheduleConfig& config() const { return config_; }
@@ -95,6 +98,7 @@ class ProbeScheduler {
  private:
   ProbeScheduleConfig config_;
   std::unordered_map<PeerId, uint64_t> last_asked_;
+  std::unordered_map<PeerId, uint64_t> held_until_;
 };
 
 }  // namespace punchgate

@@ -295,9 +295,11 @@ void AutonatService::probe(const PeerId& server) {
 void AutonatService::on_answer(const PeerId& server, const std::vector<Multiaddr>& asked, Result<Bytes> message) {
   if (!message) {
     spdlog::info("autonat probe failed server={} error={}", server.to_base58(), log_quote(message.error().message));
+    scheduler_.hold(server, uv_now(host_.loop()));
     return;
   }
   AutonatEvidence e = interpret_response(*message, asked);
+  if (e.kind == AutonatEvidence::Kind::None) scheduler_.hold(server, uv_now(host_.loop()));
   const char* counts = e.kind == AutonatEvidence::Kind::Public    ? "public"
                        : e.kind == AutonatEvidence::Kind::Private ? "private"
                                                                   : "nothing";

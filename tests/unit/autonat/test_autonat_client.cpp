@@ -263,6 +263,18 @@ TEST_F(ProbeSchedulerTest, RotatesThroughManyServers) {
   EXPECT_EQ(dup.size(), 1u);
 }
 
+TEST_F(ProbeSchedulerTest, AServerThatSaidNothingWaitsARefreshInterval) {
+  ProbeScheduler s;
+  auto all = servers(2);
+  EXPECT_EQ(s.pick(all, 0).size(), 2u);
+  s.hold(all[0], 100);  // e.g. it refused
+  const uint64_t later = s.config().server_throttle_ms;
+  EXPECT_EQ(s.pick(all, later), std::vector<PeerId>{all[1]});
+  EXPECT_FALSE(s.may_ask(all[0], 100 + s.config().refresh_interval_ms - 1));
+  EXPECT_TRUE(s.may_ask(all[0], 100 + s.config().refresh_interval_ms));
+  EXPECT_EQ(s.pick(all, 100 + s.config().refresh_interval_ms).front(), all[0]);
+}
+
 TEST_F(ProbeSchedulerTest, IntervalFollowsHowSureWeAre) {
   ProbeScheduler s;
   EXPECT_EQ(s.interval(Reachability::Unknown, 0, 3), s.config().retry_interval_ms);
