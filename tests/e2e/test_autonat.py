@@ -10,11 +10,16 @@ it, so nothing outlives a failed run.
   S1 203.0.113.1, S2 203.0.113.2: no --bootstrap; they answer AutoNAT requests.
   C  203.0.113.3: --bootstrap S1 --bootstrap S2; asks both to dial it back.
 
+A fourth test puts C behind a real NAT: a router namespace masquerading a LAN namespace (veth
+pairs; the namespaces are held by processes the harness kills, so they vanish with them).
+
 Covers: C reachable -> both dial-backs succeed from a fresh socket (a new connection, not the
 one C asked on) and C logs `autonat reachability=public addr=…` and reports it in status;
 C behind a rule dropping new inbound UDP flows to its port (its own outbound flows still work)
 -> both dial-backs fail and C logs `reachability=private`; an address C lists on another IP
-than the one the server sees it at is skipped and never receives a packet.
+than the one the server sees it at is skipped and never receives a packet; C behind a NAT asks
+about its observed (NAT) address, the servers skip its LAN addresses, their dial-backs die at the
+NAT and C logs `reachability=private`.
 """
 from __future__ import annotations
 
@@ -118,6 +123,23 @@ class Net:
                                  name=f"status-{name}")
         check(p.returncode == 0, f"status of {name} exited {p.returncode}: {p.stderr().strip()!r}")
         return json.loads(p.stdout())
+
+
+def run(*argv: str) -> None:
+    r = subprocess.run(list(argv), capture_output=True, text=True)
+    check(r.returncode == 0, f"`{' '.join(argv)}` exited {r.returncode}: {r.stderr.strip()}")
+
+
+def in_ns(pid: int, *argv: str) -> None:
+    run("nsenter", f"--net=/proc/{pid}/ns/net", "--", *argv)
+
+
+def namespace_holder(h: Harness, name: str) -> int:
+    """A process in a network namespace of its own (lo up); the namespace lives as long as it or
+    anything entered into it does."""
+    p = h.spawn(name, ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && echo ready && exec sleep 600"])
+    wait_for(p, r"^ready$", timeout=T, stream="stdout")
+    return p.pid
 
 
 def first_reachability(proc, timeout: float) -> tuple[str, str]:
@@ -241,6 +263,62 @@ table inet {TABLE} {{
         drop_table()
 
 
+NAT_WAN_IP, LAN_GW_IP, LAN_C_IP = "203.0.113.10", "192.168.7.1", "192.168.7.2"
+
+
+def test_client_behind_nat_is_private(h):
+    """C in a LAN behind a masquerading router: the servers see C at the router's address, dial
+    that back (C's LAN addresses are on another IP: skipped), the NAT drops the new flows, and C
+    turns private; its own connections through the NAT work throughout."""
+    net = Net(h)
+    router = namespace_holder(h, "router-ns")
+    lan = namespace_holder(h, "lan-ns")
+    run("ip", "link", "add", "pgan-wan", "type", "veth", "peer", "name", "pgan-rwan")
+    run("ip", "link", "set", "pgan-rwan", "netns", str(router))
+    run("ip", "addr", "add", "203.0.113.254/24", "dev", "pgan-wan")
+    run("ip", "link", "set", "pgan-wan", "up")
+    in_ns(router, "ip", "addr", "add", f"{NAT_WAN_IP}/24", "dev", "pgan-rwan")
+    in_ns(router, "ip", "link", "set", "pgan-rwan", "up")
+    in_ns(router, "ip", "link", "add", "pgan-rlan", "type", "veth", "peer", "name", "pgan-c")
+    in_ns(router, "ip", "link", "set", "pgan-c", "netns", str(lan))
+    in_ns(router, "ip", "addr", "add", f"{LAN_GW_IP}/24", "dev", "pgan-rlan")
+    in_ns(router, "ip", "link", "set", "pgan-rlan", "up")
+    in_ns(router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+    in_ns(router, "nft", "add table ip nat; add chain ip nat post { type nat hook postrouting priority 100; }; "
+                         "add rule ip nat post oifname pgan-rwan masquerade")
+    in_ns(lan, "ip", "addr", "add", f"{LAN_C_IP}/24", "dev", "pgan-c")
+    in_ns(lan, "ip", "link", "set", "pgan-c", "up")
+    in_ns(lan, "ip", "route", "add", "default", "via", LAN_GW_IP)
+
+    c = h.spawn("C", ["nsenter", f"--net=/proc/{lan}/ns/net", "--", h.punchgate,
+                      "--identity", h.path("C.key"), "--listen", f"/ip4/0.0.0.0/udp/{net.cp}/quic-v1",
+                      "--bootstrap", f"{quic(S1_IP, net.p1)}/p2p/{net.s1_id}",
+                      "--bootstrap", f"{quic(S2_IP, net.p2)}/p2p/{net.s2_id}",
+                      "--relay-mode", "off", "--control-socket", h.path("C.sock")])
+    c_id = wait_for(c, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
+    lan_addr = quic(LAN_C_IP, net.cp)
+    wait_for(c, r"listening on " + re.escape(lan_addr), timeout=T, stream="stderr")
+    # Both servers see C at the router's address (masquerade keeps the port when it can).
+    for _, sid in net.servers:
+        m = wait_for(c, r"identify received peer=" + sid + r" .*? observed_addr=(\S+)", timeout=T, stream="stderr")
+        check(m.group(1).startswith(f"/ip4/{NAT_WAN_IP}/udp/"), f"{sid} observed C at {m.group(1)}, not behind the NAT")
+    state, addr = first_reachability(c, T_PRIVATE)
+    check((state, addr) == ("private", "none"), f"C behind the NAT: reachability={state} addr={addr}, want private")
+    for s, sid in net.servers:
+        m = wait_for(s, r"autonat dial-back starting peer=" + c_id + r" addrs=\[([^\]]*)\] skipped=(\"[^\"]*\")",
+                     timeout=T, stream="stderr")
+        check(m.group(1).startswith(f"/ip4/{NAT_WAN_IP}/udp/"), f"{s.name} dialed back [{m.group(1)}], want the NAT's address")
+        check(f"{lan_addr} (IP differs from the observed {NAT_WAN_IP})" in m.group(2),
+              f"{s.name} did not skip C's LAN address: skipped={m.group(2)}")
+        wait_for(s, r"autonat dial-back finished peer=" + c_id + r" status=E_DIAL_ERROR ", timeout=T, stream="stderr")
+        wait_for(c, r"autonat probe result server=" + sid + r" status=E_DIAL_ERROR addr=none says=private",
+                 timeout=T, stream="stderr")
+    st = net.status("C")
+    check(st["nat_reachability"] == "private", f"status nat_reachability={st['nat_reachability']!r}")
+    check({p["peer_id"] for p in st["peers"]} >= {net.s1_id, net.s2_id},
+          f"C lost a server: peers={[p['peer_id'] for p in st['peers']]}")
+
+
 if __name__ == "__main__":
     enter_namespace()
     isolate_env()
@@ -248,4 +326,5 @@ if __name__ == "__main__":
         test_reachable_client_is_public,
         test_firewalled_client_is_private,
         test_address_on_another_ip_is_not_dialed,
+        test_client_behind_nat_is_private,
     ], description=__doc__)
