@@ -31,8 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again || !(*again == *m)) __builtin_trap();  // what we accept we re-encode faithfully
   }
   // The same bytes as a request from a public peer, and (uvarint-framed) as a stream would carry them.
-  static AutonatServer server(AutonatServerConfig{.max_in_flight = 1'000'000, .max_per_window = 1'000'000,
-                                                  .max_per_peer_window = 1'000'000});
+  AutonatServer server;  // fresh per input: its rate limits must not decide what gets explored
   auto observed = Multiaddr::parse("/ip4/203.0.113.7/udp/40000/quic-v1");
   AutonatRequestContext ctx{requester(), *observed, size > 0 && data[0] == 0xff, {}};
   AutonatAdmission a = server.admit(ctx, in, 0);
@@ -43,7 +42,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto ep = quic_endpoint_of(d);
       if (!ep || ep->host != "203.0.113.7" || d.is_relayed()) __builtin_trap();  // never elsewhere
     }
-    server.finish(a.job);
   }
   UvarintFrameReader reader(kMaxAutonatMessageSize);
   std::vector<Bytes> frames;
