@@ -211,7 +211,7 @@ std::vector<Multiaddr> AutonatService::candidate_addrs(const PeerId& server) con
     if (reporters.count(server)) add(addr);
   }
   for (const Multiaddr& a : host_.peer_store().observed_addrs(2)) add(a);
-  for (const Multiaddr& a : host_.listen_addrs()) add(a);
+  for (const Multiaddr& a : host_.advertised_addrs()) add(a);  // gateway-mapped, then listen
   return out;
 }
 

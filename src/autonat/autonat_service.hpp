@@ -11,7 +11,7 @@
 // announce the protocol in identify to dial our candidate addresses back, feeds the answers to
 // the ReachabilityTracker and logs `autonat reachability=public|private|unknown addr=…` on every
 // change. Candidates: the addresses this server observed us at, observed addresses confirmed by
-// two or more peers, and our listen addresses.
+// two or more peers, and our advertised direct addresses (gateway-mapped, then listen).
 #pragma once
 
 #include "autonat/autonat_client.hpp"
