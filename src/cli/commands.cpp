@@ -14,6 +14,7 @@
 #include "punchgate/discovery/mdns_service.hpp"
 #include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
+#include "autonat/autonat_service.hpp"
 #include "holepunch/hole_puncher.hpp"
 #include "portmap/port_mapper.hpp"
 #include "relay/relay_client.hpp"
@@ -91,7 +92,9 @@ int run_node(const Config& cfg) {
   std::unique_ptr<RelayService> relay_server;
   std::unique_ptr<RelayClient> relay_client;
   std::unique_ptr<HolePuncher> hole_puncher;
+  std::unique_ptr<AutonatService> autonat;
   auto host = start_host(cfg, loop.get(), hc, [&](Host& h) {
+    autonat = std::make_unique<AutonatService>(h, AutonatConfig{});
     if (cfg.relay.serves(has_bootstrap)) relay_server = std::make_unique<RelayService>(h, cfg.relay.limits);
     relay_client = std::make_unique<RelayClient>(h, cfg.relay, has_bootstrap);
     hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch, .hard_nat = cfg.hard_nat});
@@ -123,6 +126,7 @@ int run_node(const Config& cfg) {
   control.set_relay(relay_client.get(), relay_server.get());
   control.set_hole_puncher(hole_puncher.get());
   control.set_port_mapper(port_mapper.get());
+  control.set_autonat(autonat.get());
   std::unique_ptr<ControlServer> control_server;
   if (!cfg.control_socket.empty()) {
     control_server = std::make_unique<ControlServer>(loop.get(), cfg.control_socket, control);

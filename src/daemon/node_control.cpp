@@ -1,5 +1,6 @@
 #include "daemon/node_control.hpp"
 
+#include "autonat/autonat_service.hpp"
 #include "holepunch/hole_puncher.hpp"
 #include "portmap/port_mapper.hpp"
 
@@ -157,8 +158,8 @@ json NodeControl::status() const {
       {"observed_addrs", addrs_json(host_.peer_store().observed_addrs(1))},
       {"nat_mapping", hole_puncher_ ? to_string(hole_puncher_->nat_mapping().mapping) : "unknown"},
       {"port_mapping", port_mapping_status()},
-      // AutoNAT is not implemented yet: reachability stays unknown rather than guessed.
-      {"nat_reachability", "unknown"},
+      {"nat_reachability", autonat_ ? to_string(autonat_->reachability()) : "unknown"},
+      {"autonat", autonat_status()},
       {"role", facts_.role},
       {"relay", relay_status()},
       {"dht", {{"routing_table_size", kad_ ? kad_->routing_table_size() : 0}}},
@@ -167,6 +168,15 @@ json NodeControl::status() const {
   s.update(peers());
   s.update(tunnels());
   return s;
+}
+
+json NodeControl::autonat_status() const {
+  if (!autonat_) return nullptr;
+  const auto& addr = autonat_->public_addr();
+  return {{"reachability", to_string(autonat_->reachability())},
+          {"public_addr", addr ? json(addr->to_string()) : json(nullptr)},
+          {"confidence", autonat_->confidence()},
+          {"serving", autonat_->serving()}};
 }
 
 json NodeControl::relay_status() const {

@@ -14,6 +14,7 @@
 
 namespace punchgate {
 
+class AutonatService;
 class HolePuncher;
 class PortMapper;
 class KadService;
@@ -39,6 +40,7 @@ class NodeControl final : public ControlHandler {
   // Either may be null (relaying off, or not serving).
   void set_hole_puncher(const HolePuncher* p) { hole_puncher_ = p; }
   void set_port_mapper(const PortMapper* p) { port_mapper_ = p; }
+  void set_autonat(const AutonatService* a) { autonat_ = a; }
   void set_relay(const RelayClient* client, const RelayService* server) {
     relay_client_ = client;
     relay_server_ = server;
@@ -58,6 +60,7 @@ class NodeControl final : public ControlHandler {
   Result<nlohmann::json> expose_rm(const nlohmann::json& params);
   void publish(nlohmann::json event) const;
   nlohmann::json relay_status() const;
+  nlohmann::json autonat_status() const;
 
   Host& host_;
   KadService* kad_;
@@ -68,6 +71,7 @@ class NodeControl final : public ControlHandler {
   const RelayClient* relay_client_ = nullptr;
   const HolePuncher* hole_puncher_ = nullptr;
   const PortMapper* port_mapper_ = nullptr;
+  const AutonatService* autonat_ = nullptr;
   const RelayService* relay_server_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // the host's observer outlives us
 };

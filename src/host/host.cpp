@@ -224,6 +224,11 @@ Result<uint64_t> Host::dial_from_fresh_socket(const Multiaddr& addr, DialCallbac
   });
 }
 
+Result<uint64_t> Host::dial_detached(const Multiaddr& addr, DialCallback cb) {
+  if (shutting_down_) return make_error("host is shutting down");
+  return transport_->dial_from_fresh_socket(addr, std::move(cb));
+}
+
 void Host::abort_fresh_dial(uint64_t handle) {
   if (transport_) transport_->abort_fresh_dial(handle);
 }

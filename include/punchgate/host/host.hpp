@@ -94,6 +94,11 @@ class Host {
   // A direct dial from a socket of its own (see QuicTransport::dial_from_fresh_socket).
   Result<uint64_t> dial_from_fresh_socket(const Multiaddr& addr, DialCallback cb);
   void abort_fresh_dial(uint64_t handle);
+  // A dial from a socket of its own whose connection the host does not take: no identify, no
+  // observers, inbound streams refused, absent from connections(). AutoNAT dial-backs use it:
+  // a new flow through the peer's NAT, and our connection to the peer stays as it was. The
+  // caller closes the connection; abort_fresh_dial() gives the dial up.
+  Result<uint64_t> dial_detached(const Multiaddr& addr, DialCallback cb);
   // One raw UDP datagram from our listening socket (hole punching).
   Status send_datagram(const Multiaddr& addr, BytesView data);
   // Takes a connection made outside the transport (an inbound relayed one) like any other.
