@@ -15,6 +15,7 @@
 #include "punchgate/kad/kad_service.hpp"
 #include "punchgate/tunnel/tunnel_manager.hpp"
 #include "autonat/autonat_service.hpp"
+#include "autonat/relay_roles.hpp"
 #include "holepunch/hole_puncher.hpp"
 #include "portmap/port_mapper.hpp"
 #include "relay/relay_client.hpp"
@@ -95,8 +96,23 @@ int run_node(const Config& cfg) {
   std::unique_ptr<AutonatService> autonat;
   auto host = start_host(cfg, loop.get(), hc, [&](Host& h) {
     autonat = std::make_unique<AutonatService>(h, AutonatConfig{});
-    if (cfg.relay.serves(has_bootstrap)) relay_server = std::make_unique<RelayService>(h, cfg.relay.limits);
-    relay_client = std::make_unique<RelayClient>(h, cfg.relay, has_bootstrap);
+    // Until AutoNAT knows better, --bootstrap decides: without it a node is taken to be public.
+    RelayRoles roles = decide_relay_roles(cfg.relay, RelayRoleFacts{.has_bootstrap = has_bootstrap});
+    if (cfg.relay.server != RelayServerMode::Off) {
+      relay_server = std::make_unique<RelayService>(h, cfg.relay.limits, roles.serve);
+    }
+    relay_client = std::make_unique<RelayClient>(h, cfg.relay, roles.reserve);
+    autonat->add_change_observer([&cfg, &h, &relay_server, &relay_client, has_bootstrap](
+                                     Reachability r, const std::optional<Multiaddr>& public_addr) {
+      RelayRoleFacts facts{has_bootstrap, r, ip_is_own(public_addr, h.listen_addrs())};
+      RelayRoles next = decide_relay_roles(cfg.relay, facts);
+      RelayRoles now{relay_server && relay_server->serving(), relay_client->reserving()};
+      if (next == now) return;
+      spdlog::info("relay roles changed {} reachability={} public_addr_is_own={}", to_string(next), to_string(r),
+                   facts.public_addr_is_own);
+      if (relay_server) relay_server->set_serving(next.serve);
+      relay_client->set_reserving(next.reserve);
+    });
     hole_puncher = std::make_unique<HolePuncher>(h, HolePunchConfig{.enabled = cfg.holepunch, .hard_nat = cfg.hard_nat});
   });
   if (!host) return 1;
@@ -175,7 +191,7 @@ int pipe_session(const Config& cfg) {
   relay.target_reservations = 0;
   std::unique_ptr<RelayClient> relay_client;
   auto host_r = start_host(cfg, loop.get(), hc, [&](Host& h) {
-    relay_client = std::make_unique<RelayClient>(h, relay, !cfg.bootstrap.empty());
+    relay_client = std::make_unique<RelayClient>(h, relay, /*reserving=*/false);
   });
   if (!host_r) return 1;
   Host& host = *host_r;

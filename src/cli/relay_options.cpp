@@ -71,10 +71,10 @@ Result<uint64_t> parse_number(const std::string& text, const NumberOption& o) {
 
 void add_relay_options(CLI::App& app, RelayOptionText& t) {
   app.add_option("--relay-mode", t.mode,
-                 "auto (reserve on relays when private), off, or a relay MULTIADDR to use only (env PUNCHGATE_RELAY_MODE)")
+                 "auto (reserve on relays when AutoNAT finds it private or behind a NAT; until it knows: with --bootstrap), off, or a relay MULTIADDR to use only (env PUNCHGATE_RELAY_MODE)")
       ->type_name("MODE");
   app.add_option("--relay-server", t.server,
-                 "relay for others: on, off, or auto = when public, i.e. without --bootstrap (env PUNCHGATE_RELAY_SERVER)")
+                 "relay for others: on, off, or auto = when AutoNAT finds it public on its own address (until it knows: without --bootstrap) (env PUNCHGATE_RELAY_SERVER)")
       ->type_name("MODE");
   for (const NumberOption& o : kNumbers) {
     app.add_option(o.flag, t.*o.text, fmt::format("{} (env {})", o.help, o.env))->type_name(o.type);

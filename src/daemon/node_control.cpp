@@ -187,7 +187,8 @@ json NodeControl::relay_status() const {
     }
   }
   return {{"reservations_held", held},
-          {"serving", relay_server_ != nullptr},
+          {"serving", relay_server_ != nullptr && relay_server_->serving()},
+          {"reserving", relay_client_ != nullptr && relay_client_->reserving()},
           {"reservations_served", relay_server_ ? relay_server_->reservation_count() : 0},
           {"circuits_served", relay_server_ ? relay_server_->circuit_count() : 0}};
 }

@@ -142,6 +142,10 @@ void Host::set_stream_handler(const std::string& protocol, StreamHandler handler
   handlers_[protocol] = std::move(handler);
 }
 
+void Host::remove_stream_handler(const std::string& protocol) {
+  if (handlers_.erase(protocol) && !shutting_down_) identify_->push_all();
+}
+
 std::vector<std::string> Host::protocols() const {
   std::vector<std::string> out;
   for (const auto& [p, h] : handlers_) out.push_back(p);

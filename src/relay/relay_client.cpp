@@ -43,8 +43,8 @@ struct RelayClient::RelayState {
   Timer timer;  // renewal while reserved, retry after a failure
 };
 
-RelayClient::RelayClient(Host& host, RelayConfig config, bool has_bootstrap)
-    : host_(host), config_(std::move(config)), reserves_(config_.reserves(has_bootstrap)) {
+RelayClient::RelayClient(Host& host, RelayConfig config, bool reserving)
+    : host_(host), config_(std::move(config)), reserves_(reserving && config_.mode != RelayMode::Off) {
   if (config_.mode == RelayMode::Off) return;
   // The host may outlive us (destruction order in main): every hook checks `alive`.
   host_.set_circuit_dialer([this, alive = alive_](const Multiaddr& addr, Host::DialCallback cb) {
@@ -57,12 +57,11 @@ RelayClient::RelayClient(Host& host, RelayConfig config, bool has_bootstrap)
   host_.set_stream_handler(std::string(kRelayStopProtocol), [this, alive = alive_](NegotiatedStream ns) {
     if (*alive) on_stop(std::move(ns));
   });
-  if (!reserves_) return;
   host_.identify().add_observer([this, alive = alive_](const IdentifyResult& r) {
     if (*alive) consider(r.peer);
   });
   host_.add_connection_observer([this, alive = alive_](const ConnectionPtr& c, bool opened, const std::string& reason) {
-    if (!*alive || opened || c->is_relayed()) return;
+    if (!*alive || !reserves_ || opened || c->is_relayed()) return;
     const PeerId& peer = c->remote_peer();
     if (host_.connection_to(peer) && !host_.connection_to(peer)->is_relayed()) return;
     // Our reservation lived on that connection.
@@ -75,6 +74,21 @@ RelayClient::RelayClient(Host& host, RelayConfig config, bool has_bootstrap)
 }
 
 RelayClient::~RelayClient() { *alive_ = false; }
+
+void RelayClient::set_reserving(bool on) {
+  if (config_.mode == RelayMode::Off || on == reserves_) return;
+  reserves_ = on;
+  if (on) {
+    for (const ConnectionPtr& c : host_.connections()) {
+      if (!c->is_relayed() && !c->is_closed()) consider(c->remote_peer());
+    }
+    return;
+  }
+  size_t had = reservations().size();
+  relays_.clear();  // timers stop; a reply still on its way finds no state and is dropped
+  if (had) spdlog::info("relay reservations released count={}", had);
+  publish_addrs();
+}
 
 bool RelayClient::wants_relay(const PeerId& relay) const {
   if (config_.mode == RelayMode::Fixed) return config_.fixed_relay && config_.fixed_relay->peer_id() == relay;
@@ -134,7 +148,9 @@ void RelayClient::reserve(const PeerId& relay, const ConnectionPtr& conn) {
         info.addrs.push_back(make_circuit_addr(with_id));
       }
       if (info.addrs.empty()) info.addrs.push_back(make_circuit_addr(conn->remote_addr().without_peer_id().with_peer_id(relay)));
-      auto& state = *relays_[relay];
+      auto it = relays_.find(relay);
+      if (it == relays_.end()) return;  // released meanwhile (set_reserving(false))
+      auto& state = *it->second;
       state.reserving = false;
       state.retry_ms = kRetryInitialMs;
       bool renewal = state.reservation.has_value();

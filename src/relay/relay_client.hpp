@@ -25,8 +25,15 @@ struct RelayReservationInfo {
 
 class RelayClient {
  public:
-  RelayClient(Host& host, RelayConfig config, bool has_bootstrap);
+  // `reserving`: whether to hold reservations from the start (autonat/relay_roles decides).
+  RelayClient(Host& host, RelayConfig config, bool reserving);
   ~RelayClient();
+
+  // Starts reserving on the connected relays, or lets every reservation go (no renewals, circuit
+  // addresses withdrawn; the relay drops the slot at expiry). Dialing through relays and accepting
+  // circuits go on either way.
+  void set_reserving(bool on);
+  bool reserving() const { return reserves_; }
 
   std::vector<RelayReservationInfo> reservations() const;
   // <relay>/p2p-circuit/p2p/<peer> through every relay we are directly connected to that offers

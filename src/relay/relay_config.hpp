@@ -11,10 +11,10 @@
 
 namespace punchgate {
 
-// auto: a private node (one with --bootstrap) reserves on relays it is connected to;
+// auto: a private node reserves on relays it is connected to (autonat/relay_roles decides);
 // off: never reserve and never dial through relays; fixed: reserve on this relay only.
 enum class RelayMode { Auto, Off, Fixed };
-// auto: serve as a relay when publicly reachable, which a node without --bootstrap is taken to be.
+// auto: serve as a relay when publicly reachable (autonat/relay_roles decides from AutoNAT).
 enum class RelayServerMode { Auto, On, Off };
 
 struct RelayConfig {
@@ -24,15 +24,6 @@ struct RelayConfig {
   RelayLimits limits;
   // Reservations a private node keeps at once (Kaspa's private nodes keep two).
   size_t target_reservations = 2;
-
-  // Whether this node serves /hop, given whether it has bootstrap peers.
-  bool serves(bool has_bootstrap) const {
-    return server == RelayServerMode::On || (server == RelayServerMode::Auto && !has_bootstrap);
-  }
-  // Whether this node reserves slots on relays.
-  bool reserves(bool has_bootstrap) const {
-    return mode == RelayMode::Fixed || (mode == RelayMode::Auto && has_bootstrap);
-  }
 };
 
 // "auto", "off" or a relay multiaddr ending in /p2p/<id> (any other text is an error naming it).

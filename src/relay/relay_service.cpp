@@ -2,6 +2,7 @@
 
 #include "punchgate/core/log.hpp"
 #include "punchgate/core/uv_handle.hpp"
+#include "punchgate/host/identify_service.hpp"
 #include "punchgate/host/protocol_ids.hpp"
 #include "relay/framed_read.hpp"
 
@@ -30,11 +31,9 @@ void send_and_finish(const StreamPtr& stream, const Bytes& framed) {
   stream->shutdown_write();
 }
 
-RelayService::RelayService(Host& host, RelayLimits limits)
+RelayService::RelayService(Host& host, RelayLimits limits, bool serving)
     : host_(host), server_(host.identity(), limits), expiry_(std::make_unique<Timer>(host.loop())) {
-  host_.set_stream_handler(std::string(kRelayHopProtocol), [this, alive = alive_](NegotiatedStream ns) {
-    if (*alive) on_hop(std::move(ns));
-  });
+  set_serving(serving);
   host_.add_connection_observer([this, alive = alive_](const ConnectionPtr& c, bool opened, const std::string&) {
     if (!*alive || opened || c->is_relayed()) return;
     // A reservation lives as long as the peer's connection to us (go-libp2p).
@@ -47,6 +46,16 @@ RelayService::RelayService(Host& host, RelayLimits limits)
       spdlog::info("relay reservation expired peer={}", p.to_base58());
     }
   });
+}
+
+void RelayService::set_serving(bool on) {
+  if (on == serving_) return;
+  serving_ = on;
+  if (!on) return host_.remove_stream_handler(std::string(kRelayHopProtocol));
+  host_.set_stream_handler(std::string(kRelayHopProtocol), [this, alive = alive_](NegotiatedStream ns) {
+    if (*alive) on_hop(std::move(ns));
+  });
+  host_.identify().push_all();
 }
 
 RelayService::~RelayService() {

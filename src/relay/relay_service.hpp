@@ -16,8 +16,14 @@ class Timer;
 
 class RelayService {
  public:
-  RelayService(Host& host, RelayLimits limits);
+  // Serves from the start unless `serving` is false.
+  RelayService(Host& host, RelayLimits limits, bool serving = true);
   ~RelayService();
+
+  // Starts or stops serving /hop (announced in identify, pushed to connected peers). Stopping
+  // refuses new reservations and circuits; held reservations and open circuits run to their end.
+  void set_serving(bool on);
+  bool serving() const { return serving_; }
 
   size_t reservation_count() const { return server_.reservation_count(); }
   size_t circuit_count() const { return server_.circuit_count(); }
@@ -35,6 +41,7 @@ class RelayService {
   std::vector<Multiaddr> public_addrs() const;
 
   Host& host_;
+  bool serving_ = false;
   HopServer server_;
   std::map<uint64_t, std::shared_ptr<CircuitSplice>> circuits_;
   std::unique_ptr<Timer> expiry_;

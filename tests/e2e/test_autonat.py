@@ -39,7 +39,7 @@ from punchgate_harness import Harness, check, main, wait_for  # noqa: E402
 from punchgate_helpers import LOCAL_PEER_ID_RX, T, count_matches, free_port, isolate_env, spawn_node  # noqa: E402
 
 NETNS_MARK = "PUNCHGATE_AUTONAT_TEST_NETNS"
-S1_IP, S2_IP, C_IP = "203.0.113.1", "203.0.113.2", "203.0.113.3"
+S1_IP, S2_IP, C_IP, D_IP = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"
 C_OTHER_IP = "198.51.100.3"
 TABLE = "pg_autonat_test"
 # The first probe round starts 5 s after C starts; a blocked dial-back gives up after 10 s.
@@ -52,7 +52,7 @@ def enter_namespace() -> None:
     if os.environ.get(NETNS_MARK) == "1":
         # On lo: dummy interfaces need a kernel module that containers often lack.
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        for ip in (S1_IP, S2_IP, C_IP, C_OTHER_IP):
+        for ip in (S1_IP, S2_IP, C_IP, D_IP, C_OTHER_IP):
             cmd = ["ip", "addr", "add", f"{ip}/32", "dev", "lo"]
             subprocess.run(cmd, check=True)
         return
@@ -97,21 +97,26 @@ def quic(ip: str, port: int) -> str:
 class Net:
     """S1 and S2 on fixed ports; C started by the test (it may need rules in place first)."""
 
-    def __init__(self, h: Harness):
+    def __init__(self, h: Harness, start_servers: bool = True):
         self.h = h
         self.p1, self.p2 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
         self.cp, self.cp2 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-        self.s1, self.s1_id = self.server("S1", S1_IP, self.p1)
-        self.s2, self.s2_id = self.server("S2", S2_IP, self.p2)
+        if start_servers:
+            self.start_servers()
+
+    def start_servers(self, *extra) -> None:
+        self.s1, self.s1_id = self.server("S1", S1_IP, self.p1, *extra)
+        self.s2, self.s2_id = self.server("S2", S2_IP, self.p2, *extra)
         self.servers = [(self.s1, self.s1_id), (self.s2, self.s2_id)]
 
-    def server(self, name: str, ip: str, port: int):
-        p = spawn_node(self.h, name, "--control-socket", self.h.path(f"{name}.sock"), listen=quic(ip, port))
+    def server(self, name: str, ip: str, port: int, *extra):
+        p = spawn_node(self.h, name, "--control-socket", self.h.path(f"{name}.sock"), *extra, listen=quic(ip, port))
         wait_for(p, r"listening on " + re.escape(quic(ip, port)), timeout=T, stream="stderr")
         return p, wait_for(p, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
 
-    def start_client(self, *extra):
-        self.c = spawn_node(self.h, "C", "--relay-mode", "off", "--control-socket", self.h.path("C.sock"), *extra,
+    def start_client(self, *extra, relay_off: bool = True):
+        relay = ["--relay-mode", "off"] if relay_off else []
+        self.c = spawn_node(self.h, "C", *relay, "--control-socket", self.h.path("C.sock"), *extra,
                             listen=quic(C_IP, self.cp),
                             bootstrap=[f"{quic(S1_IP, self.p1)}/p2p/{self.s1_id}",
                                        f"{quic(S2_IP, self.p2)}/p2p/{self.s2_id}"])
@@ -166,8 +171,12 @@ table inet {TABLE} {{
 }}
 """)
     try:
-        c = net.start_client()
+        c = net.start_client(relay_off=False)
         c_addr = quic(C_IP, net.cp)
+        # With --bootstrap and no AutoNAT answer yet, C takes itself for private: it reserves on
+        # the servers (they serve /hop: no --bootstrap) and does not serve.
+        for _, sid in net.servers:
+            wait_for(c, r"relay reservation accepted relay=" + sid + " ", timeout=T, stream="stderr")
         state, addr = first_reachability(c, T_PUBLIC)
         check(state == "public", f"C's first reachability is {state}, want public")
         check(addr == c_addr, f"C's public address is {addr}, want {c_addr}")
@@ -187,6 +196,62 @@ table inet {TABLE} {{
             check(any(p["direction"] == "outbound" for p in conns), f"C lost its own connection to {sid}: {conns}")
         s1 = net.status("S1")
         check(s1["autonat"]["serving"] is True, f"S1 status autonat={s1['autonat']!r}")
+
+        # Public on its own address: C serves /hop and lets its reservations go.
+        wait_for(c, r"relay roles changed serve=true reserve=false reachability=public public_addr_is_own=true",
+                 timeout=T, stream="stderr")
+        wait_for(c, r"relay reservations released count=2", timeout=T, stream="stderr")
+        relay = net.status("C")["relay"]
+        check(relay["serving"] is True and relay["reserving"] is False and relay["reservations_held"] == [],
+              f"C's relay status after turning public: {relay}")
+        # ... and really serves: D reserves on C alone.
+        d = spawn_node(h, "D", "--relay-mode", f"{c_addr}/p2p/{net.c_id}", listen=quic(D_IP, free_port(socket.SOCK_DGRAM)),
+                       bootstrap=[f"{c_addr}/p2p/{net.c_id}"])
+        wait_for(d, r"relay reservation accepted relay=" + net.c_id + " ", timeout=T, stream="stderr")
+        wait_for(c, r"relay reservation granted peer=", timeout=T, stream="stderr")
+        check(net.status("C")["relay"]["reservations_served"] == 1, "C does not count D's reservation")
+    finally:
+        drop_table()
+
+
+def test_private_node_without_bootstrap_stops_serving_and_reserves(h):
+    """C starts without --bootstrap (taken for public: it serves /hop, reserves nowhere); the
+    servers bootstrap to C, whose firewall drops new inbound flows except from their listening
+    ports, so their fresh-socket dial-backs fail: C turns private, stops serving and reserves on
+    the servers."""
+    drop_table()
+    net = Net(h, start_servers=False)
+    nft(f"""
+table inet {TABLE} {{
+  counter blocked {{ }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    ip daddr {C_IP} udp dport {net.cp} udp sport != {{ {net.p1}, {net.p2} }} ct state new counter name blocked drop
+  }}
+}}
+""")
+    try:
+        c_addr = quic(C_IP, net.cp)
+        c = spawn_node(h, "C", "--control-socket", h.path("C.sock"), listen=c_addr)
+        c_id = wait_for(c, LOCAL_PEER_ID_RX, timeout=T, stream="stderr").group(1)
+        relay = net.status("C")["relay"]
+        check(relay["serving"] is True and relay["reserving"] is False, f"C's relay status at start: {relay}")
+        net.start_servers("--bootstrap", f"{c_addr}/p2p/{c_id}")
+        state, addr = first_reachability(c, T_PRIVATE)
+        check((state, addr) == ("private", "none"), f"C: reachability={state} addr={addr}, want private")
+        wait_for(c, r"relay roles changed serve=false reserve=true reachability=private", timeout=T, stream="stderr")
+        for _, sid in net.servers:
+            wait_for(c, r"relay reservation accepted relay=" + sid + " ", timeout=T, stream="stderr")
+        check(counter("blocked") > 0, "the rule never dropped a dial-back packet")
+        relay = net.status("C")["relay"]
+        check(relay["serving"] is False and relay["reserving"] is True and len(relay["reservations_held"]) == 2,
+              f"C's relay status after turning private: {relay}")
+        # C no longer serves /hop: D, set to reserve on C alone, is refused. (D listens on S1's port
+        # number, the only kind of new flow C's firewall lets in.)
+        d = spawn_node(h, "D", "--relay-mode", f"{c_addr}/p2p/{c_id}", listen=quic(D_IP, net.p1),
+                       bootstrap=[f"{c_addr}/p2p/{c_id}"])
+        wait_for(d, r"relay reservation failed relay=" + c_id + " ", timeout=T, stream="stderr")
+        check(count_matches(d, r"relay reservation accepted") == 0, "D got a reservation on C")
     finally:
         drop_table()
 
@@ -325,6 +390,7 @@ if __name__ == "__main__":
     main([
         test_reachable_client_is_public,
         test_firewalled_client_is_private,
+        test_private_node_without_bootstrap_stops_serving_and_reserves,
         test_address_on_another_ip_is_not_dialed,
         test_client_behind_nat_is_private,
     ], description=__doc__)

@@ -71,6 +71,8 @@ class Host {
   PeerStore& peer_store() { return peers_; }
 
   void set_stream_handler(const std::string& protocol, StreamHandler handler);
+  // Stops serving `protocol` (inbound negotiation refuses it); connected peers learn by identify push.
+  void remove_stream_handler(const std::string& protocol);
   std::vector<std::string> protocols() const;
   void add_connection_observer(ConnectionObserver obs) { observers_.push_back(std::move(obs)); }
 

@@ -44,26 +44,22 @@ TEST(CircuitAddr, RejectsMalformedShapes) {
 
 TEST(RelayConfig, ModesAndServerValues) {
   RelayConfig cfg;
-  EXPECT_TRUE(cfg.reserves(true));
-  EXPECT_FALSE(cfg.reserves(false));
-  EXPECT_TRUE(cfg.serves(false));
-  EXPECT_FALSE(cfg.serves(true));
+  EXPECT_EQ(cfg.mode, RelayMode::Auto);
+  EXPECT_EQ(cfg.server, RelayServerMode::Auto);
 
   ASSERT_TRUE(parse_relay_mode("off", cfg));
   EXPECT_EQ(cfg.mode, RelayMode::Off);
-  EXPECT_FALSE(cfg.reserves(true));
 
   PeerId r = Identity::generate().peer_id();
   std::string relay = "/ip4/10.0.0.1/udp/4001/quic-v1/p2p/" + r.to_base58();
   ASSERT_TRUE(parse_relay_mode(relay, cfg));
   EXPECT_EQ(cfg.mode, RelayMode::Fixed);
   EXPECT_EQ(*cfg.fixed_relay, ma(relay));
-  EXPECT_TRUE(cfg.reserves(false));
 
   ASSERT_TRUE(parse_relay_server("on", cfg));
-  EXPECT_TRUE(cfg.serves(true));
+  EXPECT_EQ(cfg.server, RelayServerMode::On);
   ASSERT_TRUE(parse_relay_server("off", cfg));
-  EXPECT_FALSE(cfg.serves(false));
+  EXPECT_EQ(cfg.server, RelayServerMode::Off);
 }
 
 TEST(RelayConfig, BadValuesNameThemselves) {
