@@ -50,20 +50,20 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 import nat_bed  # noqa: E402
-from nat_bed import GATEWAYS, PUB_IPS, BedProc, ControlClient, NatBed, start_node  # noqa: E402
+from nat_bed import LANS, BedProc, NatBed  # noqa: E402
+from nat_trial import (NODE_PORT, TUNNEL_PORT, ControlClient, Node, echo_result, run_echo, start_node,  # noqa: E402
+                       stop_nodes)
 from punchgate_harness import check, main  # noqa: E402
 from punchgate_helpers import echo_server_argv, interop_preflight, isolate_env, js_data_sha256  # noqa: E402
 
 isolate_env()
 
-PORT = 4001
+PORT = NODE_PORT
 LISTEN_ANY = f"/ip4/0.0.0.0/udp/{PORT}/quic-v1"
-TUNNEL_PORT = 7000
 JS_DATA_BYTES = 64 << 10
 JS_DEBUG = "libp2p:dcutr*,libp2p:quic:transport*"
-WAN = {"hA": GATEWAYS["A"][2], "hB": GATEWAYS["B"][2]}  # each host's NAT's external address
-LAN = {"hA": GATEWAYS["A"][3] + ".2", "hB": GATEWAYS["B"][3] + ".2"}
-GW = {"hA": GATEWAYS["A"][0], "hB": GATEWAYS["B"][0]}
+SIDE = {host: side for side, (_gw, host, _lan) in LANS.items()}  # hA -> A, hB -> B
+GW = {host: gw for gw, host, _lan in LANS.values()}
 DIRECT_WITHIN = 30.0
 # js-libp2p's DCUtR: three attempts, each ending when its dial's 5 s abort signal fires
 JS_ROUNDS_WITHIN = 40.0
@@ -75,6 +75,32 @@ JS_ROUNDS_WITHIN = 40.0
 def bed_for(h, nat_a: str = "PRC", nat_b: str = "PRC") -> NatBed:
     """A bed whose processes the harness dumps when a test fails."""
     return NatBed(nat_a, nat_b, Path(h.tmpdir) / f"bed-{nat_a}-{nat_b}", on_spawn=h.procs.append)
+
+
+def wan(bed: NatBed, host: str) -> str:
+    """The external (WAN) address of host's NAT."""
+    return bed.wan_ips[SIDE[host]]
+
+
+def start_ours(h, bed: NatBed, ns: str, name: str, *args, listen: str) -> Node:
+    """Our node in ns. start_node drops the harness' PUNCHGATE_* defaults, and no gateway here
+    runs miniupnpd: port mapping would only delay the node, so it is off."""
+    return start_node(bed, h.punchgate, ns, name, "--no-port-mapping", *args, listen=listen)
+
+
+def stop_ours(*nodes: Node) -> None:
+    """Checks that port mapping was off in our nodes (see start_ours), then SIGTERMs them; each
+    must exit 0 (an ASan report, for one, makes it fail)."""
+    for n in nodes:
+        ctl = ControlClient(n.sock)
+        try:
+            st = ctl.call("status")
+        finally:
+            ctl.close()
+        check(st is not None and st.get("port_mapping", {}).get("enabled") is False,
+              f"{n.proc.name}: port mapping not off: {None if st is None else st.get('port_mapping')}")
+    codes = stop_nodes([n.proc for n in nodes])
+    check(all(c == 0 for c in codes.values()), f"our nodes did not exit cleanly after SIGTERM: {codes}")
 
 
 def events(p: BedProc, name: str | None = None) -> list[dict]:
@@ -117,16 +143,16 @@ def wait_log(p: BedProc, pattern: str, timeout: float, count: int = 1) -> list[r
 
 def start_js_relay(h, bed: NatBed) -> tuple[BedProc, str, str]:
     """A js relay (circuit relay v2 server, identify, no limits) on pub1: (proc, id, multiaddr)."""
-    relay = bed.spawn("pub1", "js-relay", [h.node, HERE / "js-relay.mjs", "relay", "--host", PUB_IPS["pub1"],
+    relay = bed.spawn("pub1", "js-relay", [h.node, HERE / "js-relay.mjs", "relay", "--host", bed.pub_ips["pub1"],
                                            "--port", PORT])
     ev = wait_event(relay, lambda e: e.get("event") == "listening", 30, "listening event")
-    return relay, ev["peerId"], f"/ip4/{PUB_IPS['pub1']}/udp/{PORT}/quic-v1/p2p/{ev['peerId']}"
+    return relay, ev["peerId"], f"/ip4/{bed.pub_ips['pub1']}/udp/{PORT}/quic-v1/p2p/{ev['peerId']}"
 
 
-def start_our_relay(h, bed: NatBed) -> nat_bed.Node:
+def start_our_relay(h, bed: NatBed) -> Node:
     """A public punchgate node (relay server) on pub2; .addr is its multiaddr."""
-    listen = f"/ip4/{PUB_IPS['pub2']}/udp/{PORT}/quic-v1"
-    r = start_node(bed, h.punchgate, "pub2", "our-relay", listen=listen)
+    listen = f"/ip4/{bed.pub_ips['pub2']}/udp/{PORT}/quic-v1"
+    r = start_ours(h, bed, "pub2", "our-relay", listen=listen)
     r.proc.wait_for(r"listening on " + re.escape(listen), timeout=20)
     r.addr = f"{listen}/p2p/{r.peer_id}"
     return r
@@ -134,8 +160,9 @@ def start_our_relay(h, bed: NatBed) -> nat_bed.Node:
 
 def start_js_node(h, bed: NatBed, host: str, name: str, *args) -> BedProc:
     """js-dcutr.mjs on host, listening on :4001 and announcing its NAT's address of that port."""
-    return bed.spawn(host, name, [h.node, HERE / "js-dcutr.mjs", "--listen", LISTEN_ANY,
-                                  "--announce", f"/ip4/{WAN[host]}/udp/{PORT}/quic-v1", "--public-test-net", *args],
+    announce = f"/ip4/{wan(bed, host)}/udp/{PORT}/quic-v1"
+    return bed.spawn(host, name, [h.node, HERE / "js-dcutr.mjs", "--listen", LISTEN_ANY, "--announce", announce,
+                                  "--public-test-net", *args],
                      env={"DEBUG": JS_DEBUG})
 
 
@@ -144,18 +171,14 @@ def start_echo(bed: NatBed, host: str) -> int:
     return int(echo.wait_for(r"^port (\d+)", timeout=15, stream="stdout").group(1))
 
 
-def echo_through(bed: NatBed, host: str, port: int, tag: str, within: float) -> dict:
-    """Echo a payload through 127.0.0.1:port in host (retried while the tunnel comes up)."""
+def echo_through(bed: NatBed, tag: str, within: float) -> dict:
+    """Echo a payload through the consumer's tunnel (127.0.0.1:TUNNEL_PORT in hB), retried while
+    the tunnel comes up."""
     payload = random.Random(tag).randbytes(8192)
-    p = bed.spawn(host, "echo-client", bed.helper_argv("echo-client", port, payload.hex(), within))
-    p.popen.wait(timeout=within + 30)
-    for line in reversed(p.stdout().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    return {"ok": False, "error": f"echo client rc={p.popen.poll()} stderr={p.stderr()[-300:]!r}"}
+    return echo_result(run_echo(bed, payload, within), timeout=within + 30)
 
 
-def peer_view(node: nat_bed.Node, peer_id: str) -> list[dict]:
+def peer_view(node: Node, peer_id: str) -> list[dict]:
     """The node's status entries (one per connection) for peer_id; [] when not answering."""
     ctl = ControlClient(node.sock)
     try:
@@ -169,7 +192,7 @@ def kinds(view: list[dict]) -> list[str]:
     return sorted(p.get("connection", "?") for p in view)
 
 
-def wait_only_direct(node: nat_bed.Node, peer_id: str, within: float) -> list[dict]:
+def wait_only_direct(node: Node, peer_id: str, within: float) -> list[dict]:
     """Polls until node's only connections to peer_id are direct (the relayed one closed)."""
     deadline = time.monotonic() + within
     view: list[dict] = []
@@ -193,7 +216,7 @@ def watch_udp(bed: NatBed, host: str) -> None:
         '    iifname "lan" meta l4proto udp update @out { ip saddr . udp sport . ip daddr . udp dport }\n'
         "  }\n"
         "}\n")
-    nat_bed._run(["ip", "netns", "exec", bed.ns(GW[host]), "nft", "-f", "-"], input=ruleset)
+    bed.run(GW[host], ["nft", "-f", "-"], input=ruleset)
 
 
 def udp_flows(bed: NatBed, host: str) -> set[tuple[str, int, str, int]]:
@@ -206,6 +229,11 @@ def udp_ports_of_node(bed: NatBed, host: str) -> set[int]:
     """IPv4 UDP ports bound by the node (js) process in host."""
     text = bed.run(host, ["ss", "-H", "-4", "-u", "-a", "-n", "-p"])
     return {int(m.group(1)) for m in re.finditer(r"\S+:(\d+)\s+\S+\s+users:\(\(\"node\"", text)}
+
+
+def js_dial_rx(role: str, bed: NatBed, host: str) -> str:
+    """js's debug line of DCUtR role `role` (A or B) dialing the address of host's NAT for PORT."""
+    return rf"{role} dialing \[\s*Multiaddr\(/ip4/" + re.escape(wan(bed, host)) + rf"/udp/{PORT}/quic-v1"
 
 
 def js_direct_to(js: BedProc, peer_id: str) -> list[dict]:
@@ -230,16 +258,16 @@ def test_ours_hole_punch_through_js_relay(h):
     with bed_for(h) as bed:
         relay, relay_id, relay_addr = start_js_relay(h, bed)
         echo_port = start_echo(bed, "hA")
-        prov = start_node(bed, h.punchgate, "hA", "provider", "--bootstrap", relay_addr,
+        prov = start_ours(h, bed, "hA", "provider", "--bootstrap", relay_addr,
                           "--expose", f"echo=127.0.0.1:{echo_port}", listen=LISTEN_ANY)
         prov.proc.wait_for(r"relay reservation accepted relay=" + relay_id, timeout=30)
         wait_event(relay, lambda e: e.get("event") == "reservation" and e.get("peerId") == prov.peer_id, 10,
                    "the provider's reservation")
-        cons = start_node(bed, h.punchgate, "hB", "consumer", "--bootstrap", relay_addr,
+        cons = start_ours(h, bed, "hB", "consumer", "--bootstrap", relay_addr,
                           "--bootstrap", f"{relay_addr}/p2p-circuit/p2p/{prov.peer_id}",
                           "--tunnel", f"{prov.peer_id}:echo@127.0.0.1:{TUNNEL_PORT}", listen=LISTEN_ANY)
         cons.proc.wait_for(rf"tunnel listening bind=127\.0\.0\.1:{TUNNEL_PORT} ", timeout=20)
-        first = echo_through(bed, "hB", TUNNEL_PORT, "first", 30)
+        first = echo_through(bed, "first", 30)
         check(first.get("ok"), f"echo through the tunnel failed: {first}")
 
         # The relayed connection went through the js relay, and the provider (which accepted it)
@@ -253,9 +281,10 @@ def test_ours_hole_punch_through_js_relay(h):
                                timeout=DIRECT_WITHIN)
         view = wait_only_direct(cons, prov.peer_id, DIRECT_WITHIN)
         check(any("hole punched" in str(p.get("why", "")) for p in view), f"consumer's view of the provider: {view}")
-        second = echo_through(bed, "hB", TUNNEL_PORT, "second", 15)
+        second = echo_through(bed, "second", 15)
         check(second.get("ok"), f"echo over the direct connection failed: {second}")
         check(all(p.alive() for p in (relay, prov.proc, cons.proc)), "a process died")
+        stop_ours(prov, cons)
 
 
 def test_js_quic_cannot_hole_punch(h):
@@ -282,8 +311,8 @@ def test_js_quic_cannot_hole_punch(h):
         check([m.group(1) for m in errs] == ["1", "2", "3"], f"js-x attempts: {[m.group(0) for m in errs]}")
         check(all("TimeoutError" in m.group(2) for m in errs),
               f"js-x attempts did not end in dial timeouts: {[m.group(2) for m in errs]}")
-        wait_log(x, r"B dialing \[\s*Multiaddr\(/ip4/" + re.escape(WAN["hB"]) + rf"/udp/{PORT}/quic-v1", 5, count=3)
-        wait_log(y, r"A dialing \[\s*Multiaddr\(/ip4/" + re.escape(WAN["hA"]) + rf"/udp/{PORT}/quic-v1", 5, count=3)
+        wait_log(x, js_dial_rx("B", bed, "hB"), 5, count=3)
+        wait_log(y, js_dial_rx("A", bed, "hA"), 5, count=3)
         check(not js_direct_to(x, y_id) and not js_direct_to(y, x_id),
               f"js nodes got a direct connection: {js_direct_to(x, y_id) + js_direct_to(y, x_id)}")
 
@@ -291,9 +320,9 @@ def test_js_quic_cannot_hole_punch(h):
         # relay and the other NAT from one port, not from the port it listens on.
         for host, js, other in (("hA", x, "hB"), ("hB", y, "hA")):
             flows = udp_flows(bed, host)
-            to_peer = {f for f in flows if f[2] == WAN[other] and f[3] == PORT}
-            to_relay = {f for f in flows if f[2] == PUB_IPS["pub1"] and f[3] == PORT}
-            check(to_peer, f"{js.name}: no UDP from {host} to {WAN[other]}:{PORT} seen by its gateway: {flows}")
+            to_peer = {f for f in flows if f[2] == wan(bed, other) and f[3] == PORT}
+            to_relay = {f for f in flows if f[2] == bed.pub_ips["pub1"] and f[3] == PORT}
+            check(to_peer, f"{js.name}: no UDP from {host} to {wan(bed, other)}:{PORT} seen by its gateway: {flows}")
             sports = {f[1] for f in to_peer}
             check(PORT not in sports,
                   f"{js.name} sent to the peer from its listening port {PORT}: a punch could work: {to_peer}")
@@ -314,7 +343,7 @@ def test_js_dials_our_node_we_initiate(h):
     with bed_for(h) as bed:
         relay, relay_id, relay_addr = start_js_relay(h, bed)
         echo_port = start_echo(bed, "hA")
-        prov = start_node(bed, h.punchgate, "hA", "provider", "--bootstrap", relay_addr,
+        prov = start_ours(h, bed, "hA", "provider", "--bootstrap", relay_addr,
                           "--expose", f"echo=127.0.0.1:{echo_port}", listen=LISTEN_ANY)
         prov.proc.wait_for(r"relay reservation accepted relay=" + relay_id, timeout=30)
         js = start_js_node(h, bed, "hB", "js", "--dial", f"{relay_addr}/p2p-circuit/p2p/{prov.peer_id}",
@@ -327,7 +356,7 @@ def test_js_dials_our_node_we_initiate(h):
         syncs = wait_log(prov.proc, rf"hole punch sync sent attempt=(\d) rtt_ms=\d+ peer_addrs=\[([^\]]*)\] "
                                     rf"peer={js_id}", JS_ROUNDS_WITHIN, count=3)
         check([m.group(1) for m in syncs] == ["1", "2", "3"], f"our attempts: {[m.group(0) for m in syncs]}")
-        check(all(f"/ip4/{WAN['hB']}/udp/{PORT}/quic-v1" in m.group(2) for m in syncs),
+        check(all(f"/ip4/{wan(bed, 'hB')}/udp/{PORT}/quic-v1" in m.group(2) for m in syncs),
               f"js did not offer its announced address: {syncs[0].group(2)}")
         # js offers its loopback listen address too; for us that is our own host: not punched to
         check(not any("/ip4/127." in m.group(2) for m in syncs), f"we punch to js's loopback: {syncs[0].group(2)}")
@@ -335,11 +364,12 @@ def test_js_dials_our_node_we_initiate(h):
         check("no direct connection after 3 attempts" in failed.group(1), f"our punch ended: {failed.group(0)}")
         # js's side of each exchange: it read our CONNECT and SYNC and dialed our NAT's address
         wait_log(js, r"libp2p:dcutr A receiving sync", 5, count=3)
-        wait_log(js, r"A dialing \[\s*Multiaddr\(/ip4/" + re.escape(WAN["hA"]) + rf"/udp/{PORT}/quic-v1", 5, count=3)
+        wait_log(js, js_dial_rx("A", bed, "hA"), 5, count=3)
         view = peer_view(prov, js_id)
         check(kinds(view) == ["relayed"], f"our view of js: {view}")
         check(not js_direct_to(js, prov.peer_id), f"js has a direct connection: {js_direct_to(js, prov.peer_id)}")
         check(all(p.alive() for p in (relay, prov.proc, js)), "a process died")
+        stop_ours(prov)
 
 
 def test_our_node_dials_js_js_initiates(h):
@@ -349,11 +379,11 @@ def test_our_node_dials_js_js_initiates(h):
         r = start_our_relay(h, bed)
         js = start_js_node(h, bed, "hA", "js", "--relay", r.addr)
         js_id = wait_event(js, lambda e: e.get("event") == "reserved", 30, "reservation")["peerId"]
-        cons = start_node(bed, h.punchgate, "hB", "consumer", "--bootstrap", r.addr,
+        cons = start_ours(h, bed, "hB", "consumer", "--bootstrap", r.addr,
                           "--bootstrap", f"{r.addr}/p2p-circuit/p2p/{js_id}",
                           "--tunnel", f"{js_id}:echo@127.0.0.1:{TUNNEL_PORT}", listen=LISTEN_ANY)
         cons.proc.wait_for(rf"tunnel listening bind=127\.0\.0\.1:{TUNNEL_PORT} ", timeout=20)
-        first = echo_through(bed, "hB", TUNNEL_PORT, "first", 30)
+        first = echo_through(bed, "first", 30)
         check(first.get("ok"), f"echo to js through our relay failed: {first}")
         cons.proc.wait_for(rf"connected to tunnel target via relay peer_id={js_id} relay={r.peer_id}", timeout=10)
 
@@ -361,18 +391,19 @@ def test_our_node_dials_js_js_initiates(h):
         check(all(m.group(1) == "responder" for m in starts), f"our roles: {[m.group(0) for m in starts]}")
         syncs = wait_log(cons.proc, rf"hole punch sync received attempt=\d peer_addrs=\[([^\]]*)\] peer={js_id}",
                          JS_ROUNDS_WITHIN, count=3)
-        check(all(f"/ip4/{WAN['hA']}/udp/{PORT}/quic-v1" in m.group(1) for m in syncs),
+        check(all(f"/ip4/{wan(bed, 'hA')}/udp/{PORT}/quic-v1" in m.group(1) for m in syncs),
               f"js did not offer its announced address: {syncs[0].group(1)}")
         check(not any("/ip4/127." in m.group(1) for m in syncs), f"we punch to js's loopback: {syncs[0].group(1)}")
         errs = wait_log(js, r"error while attempting DCUtR on attempt (\d) of 3", JS_ROUNDS_WITHIN, count=3)
         check([m.group(1) for m in errs] == ["1", "2", "3"], f"js attempts: {[m.group(0) for m in errs]}")
-        wait_log(js, r"B dialing \[\s*Multiaddr\(/ip4/" + re.escape(WAN["hB"]) + rf"/udp/{PORT}/quic-v1", 5, count=3)
+        wait_log(js, js_dial_rx("B", bed, "hB"), 5, count=3)
         view = peer_view(cons, js_id)
         check(kinds(view) == ["relayed"], f"our view of js: {view}")
         check(not js_direct_to(js, cons.peer_id), f"js has a direct connection: {js_direct_to(js, cons.peer_id)}")
-        again = echo_through(bed, "hB", TUNNEL_PORT, "again", 15)
+        again = echo_through(bed, "again", 15)
         check(again.get("ok"), f"echo after the punch rounds failed: {again}")
         check(all(p.alive() for p in (r.proc, js, cons.proc)), "a process died")
+        stop_ours(r, cons)
 
 
 def test_js_behind_full_cone_ends_direct(h):
@@ -382,7 +413,7 @@ def test_js_behind_full_cone_ends_direct(h):
     with bed_for(h, "PRC", "FC") as bed:
         relay, relay_id, relay_addr = start_js_relay(h, bed)
         echo_port = start_echo(bed, "hA")
-        prov = start_node(bed, h.punchgate, "hA", "provider", "--bootstrap", relay_addr,
+        prov = start_ours(h, bed, "hA", "provider", "--bootstrap", relay_addr,
                           "--expose", f"echo=127.0.0.1:{echo_port}", listen=LISTEN_ANY)
         prov.proc.wait_for(r"relay reservation accepted relay=" + relay_id, timeout=30)
         js = start_js_node(h, bed, "hB", "js", "--dial", f"{relay_addr}/p2p-circuit/p2p/{prov.peer_id}")
@@ -395,6 +426,7 @@ def test_js_behind_full_cone_ends_direct(h):
         view = wait_only_direct(prov, js_id, DIRECT_WITHIN)
         check(any("hole punched" in str(p.get("why", "")) for p in view), f"our view of js: {view}")
         check(all(p.alive() for p in (relay, prov.proc, js)), "a process died")
+        stop_ours(prov)
 
 
 TESTS = [

@@ -339,7 +339,7 @@ class NatBed:
         run_cmd(["ip", "-n", self.ns(ns), *args])
 
     def _sysctl(self, ns: str, *settings: str) -> None:
-        run_cmd(["ip", "netns", "exec", self.ns(ns), "sysctl", "-q", "-w", *settings])
+        self.run(ns, ["sysctl", "-q", "-w", *settings])
 
     def _build(self) -> None:
         for short in self.NAMESPACES:
@@ -372,7 +372,7 @@ class NatBed:
             self._sysctl(gw, "net.ipv4.ip_forward=1")
             rules = nft_ruleset(self.nat[side], f"{lan}.2")
             (self.workdir / f"{gw}-{self.nat[side]}.nft").write_text(rules)  # for whoever reads the logs
-            run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"], input=rules)
+            self.run(gw, ["nft", "-f", "-"], input=rules)
             if self.upnp[side]:
                 self._start_miniupnpd(side)
 
@@ -383,7 +383,7 @@ class NatBed:
         binary = shutil.which("miniupnpd")
         if not binary:
             raise BedError("a +UPNP gateway needs miniupnpd (Debian package miniupnpd-nftables; ./scripts/deps.sh)")
-        run_cmd(["ip", "netns", "exec", self.ns(gw), "nft", "-f", "-"], input=MINIUPNPD_TABLE)
+        self.run(gw, ["nft", "-f", "-"], input=MINIUPNPD_TABLE)
         conf = self.workdir / f"{gw}-miniupnpd.conf"
         conf.write_text(MINIUPNPD_CONF.format(lan=lan, leases=self.workdir / f"{gw}-miniupnpd.leases"))
         p = self.spawn(gw, f"miniupnpd-{gw}", [binary, "-f", conf, "-P", self.workdir / f"{gw}-miniupnpd.pid", "-d"])
@@ -403,6 +403,10 @@ class NatBed:
         if self.on_spawn:
             self.on_spawn(p)
         return p
+
+    def run(self, ns: str, argv: Sequence, input: Optional[str] = None, timeout: float = 20) -> str:
+        """Run argv to completion inside namespace `ns`; its stdout, or BedError."""
+        return run_cmd(["ip", "netns", "exec", self.ns(ns), *argv], input=input, timeout=timeout)
 
     @staticmethod
     def helper_argv(module_file: str, *args) -> list[str]:
